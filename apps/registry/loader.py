@@ -1,0 +1,216 @@
+"""Find, verify and load models: the only path from a file on disk to a predictor.
+
+The order of checks matters. The sha256 of a file is compared with its manifest
+*before* the bytes are deserialized (unpickling runs code); the library versions are
+compared before the model is used; skops files are loaded with an explicit list of
+trusted types. Each refusal says what happened and how to fix it.
+"""
+
+import importlib.metadata
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from apps.config import models_dir
+from apps.registry.backends import OnnxBackend, SklearnBackend
+from apps.registry.errors import (
+    IntegrityError,
+    ModelNotFoundError,
+    VersionMismatchError,
+    VersionMismatchWarning,
+)
+from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
+from apps.registry.schema import InputSchema
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("sklearn", "onnx")
+FORMATS = {"sklearn": ("skops", "joblib"), "onnx": ("onnx",)}
+"""Which file formats each backend can load; the first is the default."""
+
+
+@dataclass
+class LoadedModel:
+    """A verified model ready to predict, with its manifest and input schema."""
+
+    manifest: Manifest
+    schema: InputSchema
+    backend: SklearnBackend | OnnxBackend
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Predictions for validated columns (see :meth:`InputSchema.to_columns`)."""
+        return self.backend.predict(columns)
+
+    def predict_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities for validated columns; only classifiers have them."""
+        if self.manifest.task != "classification":
+            raise TypeError(f"{self.name} is a {self.manifest.task} model: it has no probabilities")
+        return self.backend.predict_proba(columns)
+
+    def predict_records(self, records: list[dict]) -> np.ndarray:
+        """Validate plain dict records against the schema, then predict."""
+        return self.predict(self.schema.validate(records))
+
+
+class ModelRegistry:
+    """The folder ``<root>/<name>/<version>/`` of models, each with its manifest."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else models_dir()
+
+    def names(self) -> list[str]:
+        """Names of the models that have at least one version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p))
+
+    def versions(self, name: str) -> list[int]:
+        """Versions of one model, oldest first."""
+        versions = self._versions(self.root / name)
+        if not versions:
+            raise ModelNotFoundError(f"no model named '{name}'; available: {self.names()}")
+        return versions
+
+    @staticmethod
+    def _versions(model_dir: Path) -> list[int]:
+        if not model_dir.is_dir():
+            return []
+        return sorted(
+            int(p.name)
+            for p in model_dir.iterdir()
+            if p.name.isdigit() and (p / MANIFEST_FILE).is_file()
+        )
+
+    def resolve(self, name: str, version: int | str | None = None) -> Path:
+        """Folder of one version, the latest when ``version`` is None."""
+        versions = self.versions(name)
+        if version is None:
+            return self.root / name / str(versions[-1])
+        if str(version).isdigit() and int(version) in versions:
+            return self.root / name / str(int(version))
+        raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
+
+    def manifest(self, name: str, version: int | str | None = None) -> Manifest:
+        """The manifest of one version, the latest by default."""
+        return Manifest.read(self.resolve(name, version))
+
+    def verify(self, name: str, version: int | str | None = None) -> Manifest:
+        """Check every file of a version against its manifest; raise on the first fault.
+
+        Files that the manifest does not list are refused too: an unknown file in a
+        model folder is as suspect as a changed one.
+        """
+        folder = self.resolve(name, version)
+        manifest = Manifest.read(folder)
+        listed = set(manifest.artifacts) | {MANIFEST_FILE}
+        unknown = sorted(p.name for p in folder.iterdir() if p.name not in listed)
+        if unknown:
+            raise IntegrityError(
+                f"{self._label(folder)}: files not listed in the manifest: {unknown}"
+            )
+        for file_name in manifest.artifacts:
+            self._read_verified(folder, manifest, file_name)
+        return manifest
+
+    def _label(self, path: Path) -> str:
+        """A path as ``name/version/file``: errors may reach clients, server paths may not."""
+        return path.relative_to(self.root).as_posix()
+
+    def _read_verified(self, folder: Path, manifest: Manifest, file_name: str) -> bytes:
+        """Read a model file and return its bytes only if they match the pinned sha256.
+
+        The same bytes that were hashed are the ones deserialized, so the file cannot
+        change between the check and the load.
+        """
+        entry = manifest.artifacts.get(file_name)
+        if entry is None:
+            raise IntegrityError(
+                f"{self._label(folder / file_name)} is not listed in the manifest: "
+                "refusing an unknown file"
+            )
+        data = (folder / file_name).read_bytes()
+        actual = sha256_bytes(data)
+        if actual != entry["sha256"]:
+            raise IntegrityError(
+                f"{self._label(folder / file_name)} has sha256 {actual[:12]}..., but the "
+                f"manifest pins {entry['sha256'][:12]}...: the file was changed or corrupted, "
+                "refusing to load it. Restore it (git checkout) or retrain "
+                "(python -m apps.training)."
+            )
+        return data
+
+    def load(
+        self,
+        name: str,
+        version: int | str | None = None,
+        *,
+        backend: str = "sklearn",
+        fmt: str | None = None,
+        on_version_mismatch: str = "error",
+    ) -> LoadedModel:
+        """Verify and load one model version with the chosen backend.
+
+        ``backend`` is ``sklearn`` (from the skops file by default, or ``fmt="joblib"``)
+        or ``onnx``. ``on_version_mismatch`` is ``error`` (the default) or ``warn``.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        fmt = fmt or FORMATS[backend][0]
+        if fmt not in FORMATS[backend]:
+            raise ValueError(f"the {backend} backend loads {FORMATS[backend]}, not {fmt!r}")
+        folder = self.resolve(name, version)
+        manifest = Manifest.read(folder)
+        data = self._read_verified(folder, manifest, manifest.artifact_for(fmt))
+        if backend == "sklearn":
+            check_versions(manifest, ("scikit-learn", "numpy"), on_version_mismatch)
+            loaded = (
+                SklearnBackend.from_skops(data)
+                if fmt == "skops"
+                else SklearnBackend.from_joblib(data)
+            )
+        else:
+            loaded = OnnxBackend(data)
+        log.info("loaded %s v%s with the %s backend (%s)", name, manifest.version, backend, fmt)
+        return LoadedModel(manifest, InputSchema.from_manifest(manifest), loaded)
+
+
+def check_versions(
+    manifest: Manifest, packages: tuple[str, ...], on_mismatch: str = "error"
+) -> None:
+    """Compare installed library versions with those the model was saved with.
+
+    A scikit-learn model unpickled by another version may load and then predict
+    wrongly, with only a warning that is easy to miss; we stop instead (or warn loudly
+    when the caller asks), naming both versions and the fix.
+    """
+    if on_mismatch not in ("error", "warn"):
+        raise ValueError(f"on_version_mismatch must be 'error' or 'warn', not {on_mismatch!r}")
+    mismatches = []
+    for package in packages:
+        saved = manifest.environment.get(package)
+        installed = importlib.metadata.version(package)
+        if saved and saved != installed:
+            mismatches.append(f"{package} {saved} (saved) vs {installed} (installed)")
+    if not mismatches:
+        return
+    message = (
+        f"model {manifest.name} v{manifest.version} was saved with other library versions: "
+        + "; ".join(mismatches)
+        + ". Install the pinned versions (pip install -r requirements.txt), retrain the model "
+        "with the installed ones (python -m apps.training), or use the ONNX backend."
+    )
+    if on_mismatch == "error":
+        raise VersionMismatchError(message)
+    log.warning(message)
+    warnings.warn(message, VersionMismatchWarning, stacklevel=3)

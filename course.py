@@ -1,0 +1,136 @@
+"""Single entry point of the course: set up the environment, start the apps, test, lint.
+
+Usage:  python course.py setup | start [args...] | test [pytest args...] | lint
+
+Uses only the standard library so that it runs on a fresh Python (3.11.5 or newer) on
+Linux, macOS and Windows, before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".course-setup-stamp"
+# soupsieve, pinned in requirements.txt, needs 3.11.5; earlier 3.11 releases fail in pip.
+MIN_PYTHON = (3, 11, 5)
+PYTEST_NO_TESTS = 5
+
+
+def say(message: str) -> None:
+    """Print a progress line at once, so it shows before a long pip run starts."""
+    print(f"[course] {message}", flush=True)
+
+
+def venv_python() -> Path:
+    """Return the interpreter of .venv: its place differs between Windows and the rest."""
+    if os.name == "nt":
+        return VENV / "Scripts" / "python.exe"
+    return VENV / "bin" / "python"
+
+
+def check_python() -> None:
+    """Stop early with a clear message, rather than let pip fail on an old Python."""
+    if sys.version_info < MIN_PYTHON:
+        wanted = ".".join(map(str, MIN_PYTHON))
+        found = ".".join(map(str, sys.version_info[:3]))
+        sys.exit(f"[course] Python {wanted} or newer is needed; this is Python {found}.")
+
+
+def running_in_venv() -> bool:
+    """Tell whether this script already runs on .venv's Python, which must not be rebuilt."""
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def requirements_digest() -> str:
+    """Hash the files that decide what is installed, to know when to reinstall."""
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update(name.encode())
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def run(*args: str | Path) -> int:
+    """Run a command from the repository root and return its exit code (never raise)."""
+    return subprocess.run([str(arg) for arg in args], cwd=ROOT, check=False).returncode
+
+
+def setup() -> int:
+    """Create .venv and install the pinned packages, doing only what has changed."""
+    check_python()
+    python = venv_python()
+    if not python.exists() and not running_in_venv():
+        say(f"creating the virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = requirements_digest()
+    if STAMP.exists() and STAMP.read_text(encoding="utf-8").strip() == digest:
+        say("environment is up to date")
+        return 0
+    say("installing the pinned packages (the first time takes a few minutes)")
+    code = run(python, "-m", "pip", "install", "-r", "requirements.txt")
+    if code == 0:
+        say("installing the course package (apps) in editable mode")
+        code = run(python, "-m", "pip", "install", "--no-deps", "-e", ".")
+    if code != 0:
+        say(f"installation failed (exit code {code})")
+        return code
+    STAMP.write_text(digest + "\n", encoding="utf-8")
+    say("environment is ready")
+    return 0
+
+
+def start(args: list[str]) -> int:
+    """Set up, then run the course's main job: the apps package."""
+    return setup() or run(venv_python(), "-m", "apps", *args)
+
+
+def test(args: list[str]) -> int:
+    """Set up, then run pytest; a run that collected nothing counts as a failure."""
+    code = setup() or run(venv_python(), "-m", "pytest", *args)
+    if code == PYTEST_NO_TESTS:
+        print("no tests were collected: the suite is broken", file=sys.stderr)
+        return 1
+    return code
+
+
+def lint() -> int:
+    """Set up, then check the code and its formatting with ruff, as CI does."""
+    python = venv_python()
+    code = setup() or run(python, "-m", "ruff", "check", ".")
+    return code or run(python, "-m", "ruff", "format", "--check", ".")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the subcommand; Ctrl-C exits quietly with 130."""
+    parser = argparse.ArgumentParser(prog="course.py", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="create .venv and install the pinned packages")
+    commands.add_parser("start", help="set up, then run the apps (python -m apps)")
+    commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
+    commands.add_parser("lint", help="set up, then run ruff check and ruff format --check")
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("start", "test"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "setup":
+            return setup()
+        if args.command == "start":
+            return start(rest)
+        if args.command == "test":
+            return test(rest)
+        return lint()
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

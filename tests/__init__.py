@@ -1,0 +1,1 @@
+"""The course test suite: code, data, models, notebooks and the real running apps."""

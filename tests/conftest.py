@@ -1,0 +1,38 @@
+"""Shared fixtures: the committed registry, a disposable copy of it, and the data."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from apps import data
+from apps.config import REPO_ROOT
+from apps.registry import ModelRegistry
+
+MODEL_NAMES = ("species-classifier", "body-mass-regressor")
+
+
+@pytest.fixture(scope="session")
+def registry() -> ModelRegistry:
+    """The committed models, read-only: tests must never change them."""
+    return ModelRegistry(REPO_ROOT / "models")
+
+
+@pytest.fixture
+def registry_copy(tmp_path: Path) -> ModelRegistry:
+    """A private copy of the committed models that a test may tamper with."""
+    shutil.copytree(REPO_ROOT / "models", tmp_path / "models")
+    return ModelRegistry(tmp_path / "models")
+
+
+@pytest.fixture(scope="session")
+def penguins() -> pd.DataFrame:
+    """All 344 penguins, missing values included."""
+    return data.load_data()
+
+
+def as_records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """Rows as JSON-like dicts, with None (not NaN) for missing values, as a client sends."""
+    subset = frame[columns].astype(object)
+    return subset.where(subset.notna(), None).to_dict("records")
