@@ -36,3 +36,21 @@ def as_records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     """Rows as JSON-like dicts, with None (not NaN) for missing values, as a client sends."""
     subset = frame[columns].astype(object)
     return subset.where(subset.notna(), None).to_dict("records")
+
+
+@pytest.fixture(scope="session")
+def api_url():
+    """A real gunicorn server with the ONNX backend, no API key, shared by the session."""
+    from .servers import running_api
+
+    with running_api({"API_BACKEND": "onnx"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def api_url_sklearn():
+    """The same server with the scikit-learn backend, to compare the two."""
+    from .servers import running_api
+
+    with running_api({"API_BACKEND": "sklearn"}) as url:
+        yield url

@@ -1,0 +1,36 @@
+"""``python -m apps.api``: run the API with a production server on any platform.
+
+gunicorn (Linux, macOS) forks worker processes, which Windows cannot do; there the
+same app runs under waitress, a pure-Python server with worker threads.
+"""
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options and hand over to gunicorn or waitress."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("API_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    default_server = "waitress" if os.name == "nt" else "gunicorn"
+    parser.add_argument("--server", choices=["gunicorn", "waitress"], default=default_server)
+    args = parser.parse_args(argv)
+    if args.server == "waitress":
+        from waitress import serve
+
+        from apps.api.wsgi import app
+
+        serve(app, host=args.host, port=args.port, threads=int(os.environ.get("API_THREADS", "4")))
+        return 0
+    os.environ["API_BIND"] = f"{args.host}:{args.port}"
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = ["gunicorn", "-c", "python:apps.api.gunicorn_conf", "apps.api.wsgi:app"]
+    run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

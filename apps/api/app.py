@@ -1,0 +1,42 @@
+"""The application factory: configuration, models, hooks and blueprints in one place.
+
+``create_app()`` is an application factory, as in Flask's tutorial: configuration
+from defaults, then the environment, then the caller (tests); blueprints registered
+in one place; the models loaded once, before any request.
+"""
+
+from flask import Flask
+
+from apps.api.config import load_settings
+from apps.api.errors import register_error_handlers
+from apps.api.observability import PREDICTIONS, init_observability
+from apps.api.routes import docs, health, mlflow, native, v2
+from apps.api.security import init_security, protect
+from apps.api.service import ModelService
+from apps.registry import ModelRegistry
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the API; ``test_config`` overrides settings (see :mod:`apps.api.config`)."""
+    app = Flask(__name__)
+    app.config.update(load_settings(test_config))
+    app.json.sort_keys = False  # keep fields in the order a reader expects
+
+    service = ModelService(
+        ModelRegistry(app.config["MODELS_DIR"]),
+        app.config["MODELS"],
+        app.config["BACKEND"],
+        app.config["MAX_RECORDS"],
+    )
+    service.predictions_counter = PREDICTIONS
+    app.extensions["model_service"] = service
+
+    init_observability(app)
+    register_error_handlers(app)
+    limiter = init_security(app)
+    app.register_blueprint(health.blueprint())
+    app.register_blueprint(v2.open_blueprint())
+    app.register_blueprint(docs.blueprint())
+    for bp in (native.blueprint(), v2.blueprint(), mlflow.blueprint()):
+        app.register_blueprint(protect(bp, limiter))
+    return app

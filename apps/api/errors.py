@@ -1,0 +1,88 @@
+"""Every error leaves the API as JSON: what went wrong, where, and a request id.
+
+A client mistake gets a 4xx that names the problem; anything else is a 500 whose body
+says only that it is our fault, with the request id to quote. Never HTML, never a
+stack trace, never the client's input echoed back.
+"""
+
+import logging
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from apps.registry import ModelNotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status, a short code and a message for people."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list | None = None,
+        headers: dict | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, details: list | None = None, headers: dict | None = None
+):
+    """The one JSON shape of every error."""
+    body = {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": message,
+            "request_id": g.get("request_id"),
+        }
+    }
+    if details:
+        body["error"]["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _snake(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn our errors, the registry's and Werkzeug's into JSON responses."""
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(error: ValidationError):
+        return error_response(422, "invalid_input", str(error), error.problems)
+
+    @app.errorhandler(ModelNotFoundError)
+    def not_found(error: ModelNotFoundError):
+        return error_response(404, "model_not_found", str(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        headers = {k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")}
+        if error.code == 429:
+            message = f"rate limit exceeded ({error.description}); retry later"
+        else:
+            message = error.description or error.name
+        return error_response(error.code or 500, _snake(error.name), message, headers=headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_response(
+            500, "internal_error", "the server failed to handle this request; quote the request id"
+        )

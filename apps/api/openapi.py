@@ -1,0 +1,334 @@
+"""The OpenAPI 3 document, generated from the models the server really serves.
+
+Because it is built from the manifests at start-up, the document cannot drift from
+what the API accepts: each model gets its own paths with its own record schema.
+The test suite fuzzes the API from this document and checks every answer against it.
+"""
+
+from apps.api.security import API_KEY_HEADER
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: dict, *errors: int) -> dict:
+    responses = {"200": {"description": "OK", **_json(ok)}}
+    for status in errors:
+        responses[str(status)] = {"description": STATUS_TEXT[status], **_json(ERROR)}
+    return responses
+
+
+STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Missing or invalid API key",
+    404: "Unknown model or version",
+    405: "Method not allowed",
+    413: "Body or batch too large",
+    415: "Unsupported content type",
+    422: "Input does not match the model's schema",
+    429: "Rate limit exceeded",
+    503: "Not ready",
+}
+PREDICT_ERRORS = (400, 401, 404, 413, 415, 422, 429)
+
+
+def _prediction_schema(model) -> dict:
+    if model.manifest.task == "classification":
+        classes = model.manifest.classes
+        return {
+            "type": "object",
+            "required": ["prediction", "probabilities"],
+            "properties": {
+                "prediction": {"type": "string", "enum": classes},
+                "probabilities": {
+                    "type": "object",
+                    "required": classes,
+                    "properties": {c: {"type": "number"} for c in classes},
+                    "additionalProperties": False,
+                },
+            },
+        }
+    return {
+        "type": "object",
+        "required": ["prediction"],
+        "properties": {"prediction": {"type": "number"}},
+    }
+
+
+def _model_paths(model, ref: str) -> dict:
+    name = model.name
+    record = {"$ref": f"#/components/schemas/{ref}Record"}
+    predict_body = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["records"],
+                "additionalProperties": False,
+                "properties": {"records": {"type": "array", "minItems": 1, "items": record}},
+            },
+            {
+                "type": "object",
+                "required": ["record"],
+                "additionalProperties": False,
+                "properties": {"record": record},
+            },
+        ]
+    }
+    predict_answer = {
+        "type": "object",
+        "required": ["model", "version", "backend", "request_id", "predictions"],
+        "properties": {
+            "model": {"type": "string", "enum": [name]},
+            "version": {"type": "integer"},
+            "backend": {"type": "string"},
+            "request_id": {"type": "string"},
+            "predictions": {"type": "array", "items": _prediction_schema(model)},
+        },
+    }
+    secured = [{"ApiKey": []}]
+    metadata = {
+        "get": {
+            "summary": f"Metadata of {name}",
+            "tags": ["models"],
+            "security": secured,
+            "responses": _responses({"$ref": "#/components/schemas/ModelMetadata"}, 401, 404, 429),
+        }
+    }
+    predict = {
+        "post": {
+            "summary": f"Predict with {name}",
+            "tags": ["predict"],
+            "security": secured,
+            "requestBody": {"required": True, **_json(predict_body)},
+            "responses": _responses(predict_answer, *PREDICT_ERRORS),
+        }
+    }
+    infer = {
+        "post": {
+            "summary": f"Open Inference Protocol inference with {name}",
+            "tags": ["v2"],
+            "security": secured,
+            "requestBody": {
+                "required": True,
+                **_json({"$ref": "#/components/schemas/V2InferRequest"}),
+            },
+            "responses": _responses(
+                {"$ref": "#/components/schemas/V2InferResponse"}, *PREDICT_ERRORS
+            ),
+        }
+    }
+    return {
+        f"/v1/models/{name}": metadata,
+        f"/v1/models/{name}/predict": predict,
+        f"/v2/models/{name}": {
+            "get": {
+                "summary": f"V2 metadata of {name}",
+                "tags": ["v2"],
+                "security": secured,
+                "responses": _responses({"type": "object"}, 401, 404, 429),
+            }
+        },
+        f"/v2/models/{name}/ready": {
+            "get": {
+                "summary": f"Is {name} ready",
+                "tags": ["v2"],
+                "responses": _responses({"type": "object"}, 404),
+            }
+        },
+        f"/v2/models/{name}/infer": infer,
+    }
+
+
+def _ref_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
+    """The whole document for the models ``service`` serves."""
+    schemas = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["status", "code", "message"],
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "request_id": {"type": ["string", "null"]},
+                        "details": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            },
+        },
+        "ModelMetadata": {
+            "type": "object",
+            "required": [
+                "name",
+                "version",
+                "versions",
+                "task",
+                "input_schema",
+                "outputs",
+                "metrics",
+                "backend",
+            ],
+        },
+        "V2InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "shape", "datatype", "data"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "datatype": {"type": "string"},
+                            "data": {"type": "array"},
+                        },
+                    },
+                },
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "V2InferResponse": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {
+                    "type": "array",
+                    "items": {"type": "object", "required": ["name", "shape", "datatype", "data"]},
+                },
+            },
+        },
+    }
+    paths = {
+        "/health/live": {
+            "get": {
+                "summary": "Liveness",
+                "tags": ["health"],
+                "responses": _responses({"type": "object"}),
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "summary": "Readiness",
+                "tags": ["health"],
+                "responses": {
+                    **_responses({"type": "object"}),
+                    "503": {"description": "Not ready", **_json({"type": "object"})},
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "summary": "List the models",
+                "tags": ["models"],
+                "security": [{"ApiKey": []}],
+                "responses": _responses({"type": "object", "required": ["models"]}, 401, 429),
+            }
+        },
+        "/v2/health/live": {
+            "get": {
+                "summary": "V2 liveness",
+                "tags": ["v2"],
+                "responses": _responses({"type": "object"}),
+            }
+        },
+        "/v2/health/ready": {
+            "get": {
+                "summary": "V2 readiness",
+                "tags": ["v2"],
+                "responses": {
+                    **_responses({"type": "object"}),
+                    "503": {"description": "Not ready", **_json({"type": "object"})},
+                },
+            }
+        },
+    }
+    for name in sorted(service.latest):
+        model = service.get(name)
+        ref = _ref_name(name)
+        schemas[f"{ref}Record"] = model.schema.to_dict()
+        paths.update(_model_paths(model, ref))
+    if default_model in service.latest:
+        ref = _ref_name(default_model)
+        record = {"$ref": f"#/components/schemas/{ref}Record"}
+        mlflow_body = {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 2,
+            "properties": {
+                "dataframe_records": {"type": "array", "minItems": 1, "items": record},
+                "instances": {"type": "array", "minItems": 1, "items": record},
+                "inputs": {"type": "array", "minItems": 1, "items": record},
+                "dataframe_split": {"type": "object", "required": ["columns", "data"]},
+                "params": {"type": "object"},
+            },
+            "additionalProperties": False,
+        }
+        paths["/invocations"] = {
+            "post": {
+                "summary": f"MLflow scoring protocol, for {default_model}",
+                "tags": ["mlflow"],
+                "security": [{"ApiKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": mlflow_body},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": _responses(
+                    {
+                        "type": "object",
+                        "required": ["predictions"],
+                        "properties": {"predictions": {"type": "array"}},
+                    },
+                    *PREDICT_ERRORS,
+                ),
+            }
+        }
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Penguins model API",
+            "version": "1.0.0",
+            "description": "Serves the course's models: native JSON, the Open Inference "
+            "Protocol (V2) and MLflow's scoring format.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            },
+        },
+    }
+    if not auth_enabled:
+        for operations in paths.values():
+            for operation in operations.values():
+                operation.pop("security", None)
+                operation["responses"].pop("401", None)
+    return document

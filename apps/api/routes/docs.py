@@ -1,0 +1,62 @@
+"""The OpenAPI document, interactive docs served offline, and Prometheus metrics."""
+
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+
+from apps.api.observability import metrics_response
+from apps.api.openapi import build_openapi
+
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Penguins model API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/swagger-initializer-local.js"></script>
+</body></html>
+"""
+SWAGGER_INIT = (
+    "window.onload = () => { window.ui = SwaggerUIBundle("
+    "{url: '/openapi.json', dom_id: '#swagger-ui'}); };\n"
+)
+
+
+def blueprint() -> Blueprint:
+    """``/openapi.json``, ``/docs`` (Swagger UI from the installed package) and ``/metrics``."""
+    bp = Blueprint("docs", __name__)
+
+    @bp.get("/openapi.json")
+    def openapi():
+        """The OpenAPI 3 document, built once from the served models."""
+        document = current_app.extensions.get("openapi")
+        if document is None:
+            document = build_openapi(
+                current_app.extensions["model_service"],
+                current_app.config["DEFAULT_MODEL"],
+                bool(current_app.config["API_KEYS"]),
+            )
+            current_app.extensions["openapi"] = document
+        return jsonify(document)
+
+    @bp.get("/docs")
+    def docs():
+        """Swagger UI, with every file served by us: it works offline."""
+        return Response(SWAGGER_PAGE, mimetype="text/html")
+
+    @bp.get("/docs/static/swagger-initializer-local.js")
+    def docs_init():
+        return Response(SWAGGER_INIT, mimetype="text/javascript")
+
+    @bp.get("/docs/static/<path:filename>")
+    def docs_static(filename: str):
+        """Swagger UI's own files, from the ``swagger_ui_bundle`` package."""
+        from swagger_ui_bundle import swagger_ui_path
+
+        return send_from_directory(Path(swagger_ui_path), filename)
+
+    @bp.get("/metrics")
+    def metrics():
+        """Prometheus metrics: requests, latency, predictions by model, version and class."""
+        return metrics_response()
+
+    return bp

@@ -1,0 +1,33 @@
+"""MLflow's scoring protocol at ``POST /invocations``, for the default model.
+
+An MLflow model server serves one model; so does this route. MLflow users can point
+their clients here without rewriting them.
+"""
+
+from flask import Blueprint, current_app, jsonify, request
+
+from apps.api.errors import ApiError
+from apps.api.formats import csv_records, json_body, mlflow_json_records
+
+
+def blueprint() -> Blueprint:
+    """``/invocations``: JSON (four layouts) or CSV in, ``{"predictions": [...]}`` out."""
+    bp = Blueprint("mlflow", __name__)
+
+    @bp.post("/invocations")
+    def invocations():
+        """Score records for the default model, the way ``mlflow models serve`` does."""
+        service = current_app.extensions["model_service"]
+        model = service.get(current_app.config["DEFAULT_MODEL"])
+        if request.mimetype == "application/json":
+            records = mlflow_json_records(json_body())
+        elif request.mimetype == "text/csv":
+            records = csv_records(request.get_data(as_text=True), model.schema)
+        else:
+            raise ApiError(
+                415, "unsupported_media_type", "send Content-Type application/json or text/csv"
+            )
+        prediction = service.predict(model, records)
+        return jsonify(predictions=prediction.outputs.tolist())
+
+    return bp

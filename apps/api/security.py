@@ -1,0 +1,87 @@
+"""API keys, rate limits and CORS: what stands between the models and the internet.
+
+Keys are compared in constant time, so response timing does not reveal how much of a
+guessed key was right. Health routes stay open: probes carry no keys.
+"""
+
+import hashlib
+import hmac
+
+from flask import Blueprint, Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from apps.api.errors import ApiError
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def presented_key() -> str:
+    """The key from ``X-API-Key``, or from ``Authorization: Bearer <key>``."""
+    key = request.headers.get(API_KEY_HEADER, "")
+    if not key:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else ""
+    return key
+
+
+def key_is_valid(key: str, keys: tuple[str, ...]) -> bool:
+    """Compare with every configured key, each in constant time, without stopping early."""
+    given = key.encode()
+    matches = [hmac.compare_digest(given, k.encode()) for k in keys]
+    return any(matches)
+
+
+def require_api_key() -> None:
+    """``before_request`` hook for protected blueprints: 401 without a valid key."""
+    keys = current_app.config["API_KEYS"]
+    if not keys:
+        return
+    key = presented_key()
+    if not key:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"an API key is required in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    if not key_is_valid(key, keys):
+        raise ApiError(
+            401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "ApiKey"}
+        )
+
+
+def rate_limit_key() -> str:
+    """Limit per API key (hashed, never stored in clear) or, without one, per client address."""
+    key = presented_key()
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else get_remote_address()
+
+
+def protect(blueprint: Blueprint, limiter: Limiter) -> Blueprint:
+    """Require an API key on every route of a blueprint and apply the rate limit."""
+    blueprint.before_request(require_api_key)
+    limiter.limit(
+        lambda: current_app.config["RATE_LIMIT"] or "1/second",
+        exempt_when=lambda: not current_app.config["RATE_LIMIT"],
+    )(blueprint)
+    return blueprint
+
+
+def init_security(app: Flask) -> Limiter:
+    """Create the app's rate limiter, and enable CORS only for the origins configured.
+
+    The limiter keeps its counts in process memory: with several gunicorn workers each
+    counts on its own, so the effective limit is up to workers x the setting. Point
+    ``RATELIMIT_STORAGE_URI`` at Redis to share counts across workers and machines.
+    """
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter = Limiter(key_func=rate_limit_key, app=app, headers_enabled=True)
+    if app.config["CORS_ORIGINS"]:
+        from flask_cors import CORS
+
+        CORS(
+            app,
+            origins=list(app.config["CORS_ORIGINS"]),
+            allow_headers=["Content-Type", API_KEY_HEADER, "Authorization", "X-Request-ID"],
+        )
+    return limiter

@@ -1,0 +1,118 @@
+"""The models the API serves, loaded once, verified, and shared by every route.
+
+Every request format (native, Open Inference Protocol, MLflow) is first turned into a
+list of plain records; from there one path serves them all: schema validation, the
+backend's prediction, and the counting of predictions for monitoring.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from apps.api.errors import ApiError
+from apps.registry import LoadedModel, ModelNotFoundError, ModelRegistry, RegistryError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """The answer for a batch of records: values (or labels) and, for classifiers, probabilities."""
+
+    model: LoadedModel
+    outputs: np.ndarray
+    probabilities: np.ndarray | None
+
+    def as_records(self) -> list[dict]:
+        """One ``{"prediction": ..., "probabilities": {...}}`` dict per input record."""
+        outputs = self.outputs.tolist()
+        if self.probabilities is None:
+            return [{"prediction": value} for value in outputs]
+        classes = self.model.manifest.classes
+        return [
+            {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
+            for label, row in zip(outputs, self.probabilities.tolist(), strict=True)
+        ]
+
+
+class ModelService:
+    """Loads every version of the configured models at start-up, with one backend.
+
+    Loading at start-up (before gunicorn forks its workers, with ``preload_app``) means
+    a broken model shows at once, in the readiness probe, rather than on a user's
+    request; and a request never pays for loading.
+    """
+
+    def __init__(
+        self, registry: ModelRegistry, names: list[str] | None, backend: str, max_records: int
+    ):
+        self.registry, self.backend, self.max_records = registry, backend, max_records
+        self.names = list(names) if names else registry.names()
+        self.models: dict[tuple[str, int], LoadedModel] = {}
+        self.latest: dict[str, int] = {}
+        self.problems: list[str] = []
+        self.predictions_counter = None  # set by observability, when metrics are on
+        self._load_all()
+
+    def _load_all(self) -> None:
+        if not self.names:
+            self.problems.append(f"no models found in {self.registry.root}")
+        for name in self.names:
+            try:
+                for version in self.registry.versions(name):
+                    self.models[name, version] = self.registry.load(
+                        name, version, backend=self.backend
+                    )
+                    self.latest[name] = version
+            except RegistryError as error:
+                log.error("model %s cannot be served: %s", name, error)
+                self.problems.append(f"{name}: {error}")
+
+    @property
+    def ready(self) -> bool:
+        """True only when every configured model loaded and passed its checks."""
+        return not self.problems and all(name in self.latest for name in self.names)
+
+    def get(self, name: str, version: str | int | None = None) -> LoadedModel:
+        """The model to use, the latest version by default; 404 for anything unknown."""
+        if name not in self.latest:
+            raise ModelNotFoundError(f"no model named '{name}'; available: {sorted(self.latest)}")
+        if version is None:
+            return self.models[name, self.latest[name]]
+        key = (name, int(version)) if str(version).isdigit() else None
+        if key not in self.models:
+            versions = sorted(v for n, v in self.models if n == name)
+            raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
+        return self.models[key]
+
+    def predict(self, model: LoadedModel, records: list) -> Prediction:
+        """Validate records against the model's schema, predict, and count the answers."""
+        if not isinstance(records, list):
+            raise ApiError(400, "bad_request", "records must be a JSON array of objects")
+        if len(records) > self.max_records:
+            raise ApiError(
+                413,
+                "too_many_records",
+                f"{len(records)} records sent; at most {self.max_records} per request",
+            )
+        columns = model.schema.validate(records)
+        if model.manifest.task == "classification":
+            probabilities = model.predict_proba(columns)
+            classes = np.asarray(model.manifest.classes, dtype=object)
+            outputs = classes[probabilities.argmax(axis=1)]
+        else:
+            probabilities, outputs = None, model.predict(columns)
+        self._count(model, outputs, probabilities is not None)
+        return Prediction(model, outputs, probabilities)
+
+    def _count(self, model: LoadedModel, outputs: np.ndarray, by_class: bool) -> None:
+        if self.predictions_counter is None:
+            return
+        version = str(model.version)
+        if by_class:
+            for label, count in Counter(outputs.tolist()).items():
+                self.predictions_counter.labels(model.name, version, label).inc(count)
+        else:
+            self.predictions_counter.labels(model.name, version, "").inc(len(outputs))
