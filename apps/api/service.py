@@ -7,34 +7,19 @@ backend's prediction, and the counting of predictions for monitoring.
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
 from apps.api.errors import ApiError
-from apps.registry import LoadedModel, ModelNotFoundError, ModelRegistry, RegistryError
+from apps.registry import (
+    LoadedModel,
+    ModelNotFoundError,
+    ModelRegistry,
+    Prediction,
+    RegistryError,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Prediction:
-    """The answer for a batch of records: values (or labels) and, for classifiers, probabilities."""
-
-    model: LoadedModel
-    outputs: np.ndarray
-    probabilities: np.ndarray | None
-
-    def as_records(self) -> list[dict]:
-        """One ``{"prediction": ..., "probabilities": {...}}`` dict per input record."""
-        outputs = self.outputs.tolist()
-        if self.probabilities is None:
-            return [{"prediction": value} for value in outputs]
-        classes = self.model.manifest.classes
-        return [
-            {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
-            for label, row in zip(outputs, self.probabilities.tolist(), strict=True)
-        ]
 
 
 class ModelService:
@@ -97,15 +82,9 @@ class ModelService:
                 "too_many_records",
                 f"{len(records)} records sent; at most {self.max_records} per request",
             )
-        columns = model.schema.validate(records)
-        if model.manifest.task == "classification":
-            probabilities = model.predict_proba(columns)
-            classes = np.asarray(model.manifest.classes, dtype=object)
-            outputs = classes[probabilities.argmax(axis=1)]
-        else:
-            probabilities, outputs = None, model.predict(columns)
-        self._count(model, outputs, probabilities is not None)
-        return Prediction(model, outputs, probabilities)
+        prediction = model.answer(model.schema.validate(records))
+        self._count(model, prediction.outputs, prediction.probabilities is not None)
+        return prediction
 
     def _count(self, model: LoadedModel, outputs: np.ndarray, by_class: bool) -> None:
         if self.predictions_counter is None:

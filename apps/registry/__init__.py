@@ -16,6 +16,7 @@ from apps.registry.errors import (
 )
 from apps.registry.loader import LoadedModel, ModelRegistry
 from apps.registry.manifest import Manifest
+from apps.registry.prediction import Prediction
 from apps.registry.schema import InputSchema
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Manifest",
     "ModelNotFoundError",
     "ModelRegistry",
+    "Prediction",
     "RegistryError",
     "UntrustedTypesError",
     "ValidationError",

@@ -23,6 +23,7 @@ from apps.registry.errors import (
     VersionMismatchWarning,
 )
 from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
+from apps.registry.prediction import Prediction
 from apps.registry.schema import InputSchema
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,19 @@ class LoadedModel:
     def predict_records(self, records: list[dict]) -> np.ndarray:
         """Validate plain dict records against the schema, then predict."""
         return self.predict(self.schema.validate(records))
+
+    def answer(self, columns: dict[str, np.ndarray]) -> Prediction:
+        """Labels and probabilities (classifiers) or values, with one call to the backend.
+
+        A classifier's label is its most probable class, so it is derived from the
+        probabilities rather than computed again by a second call.
+        """
+        if self.manifest.task != "classification":
+            return Prediction(self.backend.predict(columns), None, [])
+        probabilities = self.backend.predict_proba(columns)
+        classes = self.manifest.classes
+        labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        return Prediction(labels, probabilities, classes)
 
 
 class ModelRegistry:
