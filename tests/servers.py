@@ -1,7 +1,9 @@
 """Start the real API server (gunicorn or waitress) on a free port, and stop it after.
 
 Tests talk to it over real sockets with real clients, as a user would. The server runs
-in its own process group so that stopping it also stops its workers.
+in its own process group (a new session on Linux and macOS) so that stopping it also
+stops its workers. On Windows, where gunicorn cannot run, the default is waitress, a
+single process stopped with ``terminate()``.
 """
 
 import contextlib
@@ -11,12 +13,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import requests
 
 from apps.config import REPO_ROOT
+
+ON_WINDOWS = os.name == "nt"
+DEFAULT_SERVER = "waitress" if ON_WINDOWS else "gunicorn"
 
 
 def free_port() -> int:
@@ -29,22 +34,40 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_api(
     env: dict[str, str] | None = None,
-    server: str = "gunicorn",
+    server: str | None = None,
     python: str = sys.executable,
     log_path: Path | None = None,
     startup_seconds: float = 60,
+    python_args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """Run ``python -m apps.api`` with extra environment; yield its base URL."""
+    """Run ``python -m apps.api`` with extra environment; yield its base URL.
+
+    ``server`` is ``gunicorn`` or ``waitress`` (default: gunicorn, or waitress on
+    Windows). ``python_args`` go between the interpreter and ``-m apps.api``: a wrapper
+    script given there receives ``-m apps.api --host ...`` as its own arguments.
+    """
+    server = server or DEFAULT_SERVER
     port = free_port()
     full_env = {**os.environ, "API_WORKERS": "2", "LOG_LEVEL": "WARNING", **(env or {})}
+    command = [
+        python,
+        *python_args,
+        "-m",
+        "apps.api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--server",
+        server,
+    ]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    if ON_WINDOWS:
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    else:
+        group = {"start_new_session": True}
     process = subprocess.Popen(
-        [python, "-m", "apps.api", "--host", "127.0.0.1", "--port", str(port), "--server", server],
-        cwd=REPO_ROOT,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, **group
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -62,8 +85,9 @@ def _wait_until_live(base_url: str, process: subprocess.Popen, seconds: float) -
         if process.poll() is not None:
             raise RuntimeError(f"the API server exited with code {process.returncode}")
         try:
-            if requests.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                return
+            with requests.get(f"{base_url}/health/live", timeout=1) as response:
+                if response.status_code == 200:
+                    return
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
@@ -71,14 +95,26 @@ def _wait_until_live(base_url: str, process: subprocess.Popen, seconds: float) -
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (graceful), then SIGKILL if it lingers."""
+    """Stop the server gracefully, then forcefully if it lingers.
+
+    POSIX: SIGTERM to the whole process group (gunicorn's master and its workers), then
+    SIGKILL. Windows: ``terminate()`` then ``kill()`` (waitress is a single process).
+    """
     if process.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    _signal_group(process, graceful=True)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process, graceful=False)
         process.wait(timeout=5)
+
+
+def _signal_group(process: subprocess.Popen, graceful: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if ON_WINDOWS and graceful:
+            process.terminate()
+        elif ON_WINDOWS:
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
