@@ -288,9 +288,9 @@ def test_an_unsafe_request_id_is_replaced(client, unsafe):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/api/observability.py:18 the pattern ends with '$', which also matches before "
-    "a final newline, so 'abc\\n' is accepted as a request id; setting it as a response header "
-    "(line 83) then raises ValueError: Flask's generic 500, without X-Request-ID",
+    reason="apps/api/observability.py:18 _SAFE_REQUEST_ID ends with '$', which also matches "
+    "before a final newline, so 'abc\\n' is accepted as a request id; setting it as a "
+    "response header (line 83) then raises ValueError: Flask's generic 500, without X-Request-ID",
 )
 def test_a_request_id_with_a_trailing_newline_is_replaced(client):
     # A WSGI server that passes the header value on unchanged; sent as the environ does.
@@ -376,8 +376,8 @@ def test_keys_from_a_secrets_file(tmp_path):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/api/config.py:45 tests startswith('#') before stripping the line: an "
-    "indented comment line ('  # rotated 2026') becomes a valid API key",
+    reason="apps/api/config.py:45 api_keys_from tests startswith('#') before stripping the "
+    "line: an indented comment line ('  # rotated 2026') becomes a valid API key",
 )
 def test_an_indented_comment_in_the_secrets_file_is_not_a_key(tmp_path):
     secrets = tmp_path / "api-keys"
@@ -412,9 +412,10 @@ def test_rate_limit_answers_429_json_with_retry_after():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/api/security.py:63 limiter.limit(...)(blueprint) keeps one counter per "
-    "endpoint, so a key gets RATE_LIMIT on each route (predict, V2 infer, /invocations, "
-    "listing...) rather than the one budget 'per API key' that config.py describes",
+    reason="apps/api/security.py:63 protect(): limiter.limit(...)(blueprint) keeps one "
+    "counter per endpoint, so a key gets RATE_LIMIT on each route (predict, V2 infer, "
+    "/invocations, listing...) rather than the one budget 'per API key' that config.py "
+    "describes",
 )
 def test_the_rate_limit_is_one_budget_across_routes():
     client = make_app(RATE_LIMIT="2/minute").test_client()
@@ -477,9 +478,9 @@ def test_cors_headers_for_the_configured_origins_only():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/api/security.py:62 require_api_key() also runs on CORS preflight (OPTIONS) "
-    "requests, which browsers send without credentials: 401, so no browser can call a "
-    "protected route cross-origin when API keys are on",
+    reason="apps/api/security.py:62 protect(): require_api_key() also runs on CORS preflight "
+    "(OPTIONS) requests, which browsers send without credentials: 401, so no browser can "
+    "call a protected route cross-origin when API keys are on",
 )
 def test_cors_preflight_needs_no_api_key():
     client = make_app(CORS_ORIGINS=["https://example.org"], API_KEYS=("key-one",)).test_client()
@@ -589,9 +590,9 @@ def test_the_unexpected_failure_is_logged_with_its_request_id(app, monkeypatch, 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/api/errors.py:85 log.exception('unhandled error') has no request id: the "
-    "500 body tells the client to quote its request id, but the traceback cannot be found "
-    "by it (only the access line carries it)",
+    reason="apps/api/errors.py:85 unexpected(): log.exception('unhandled error') has no "
+    "request id: the 500 body tells the client to quote its request id, but the traceback "
+    "cannot be found by it (only the access line carries it)",
 )
 def test_the_traceback_log_entry_carries_the_request_id(app, monkeypatch, json_logs):
     service = app.extensions["model_service"]

@@ -93,25 +93,21 @@ def v2_body(rows: int = 1, **extra) -> dict:
     return {"inputs": [tensor(k, [v] * rows) for k, v in RECORD.items()], **extra}
 
 
-BUG_BIG_INTEGER = pytest.mark.xfail(
-    strict=True,
-    reason="apps/registry/schema.py:52 math.isfinite() raises OverflowError on an integer "
-    "too big for a float: 500 instead of 422",
-)
 BUG_LONG_INTEGER = pytest.mark.xfail(
     strict=True,
-    reason="apps/api/formats.py:67 json.loads raises ValueError (int max str digits) on an "
-    "integer of more than 4300 digits, which json_body does not catch: 500 instead of 400",
+    reason="apps/api/formats.py:67 json_body: json.loads raises ValueError (int max str "
+    "digits) on an integer of more than 4300 digits, which json_body does not catch: 500 "
+    "instead of 400",
 )
 BUG_DEEP_NESTING = pytest.mark.xfail(
     strict=True,
-    reason="apps/api/formats.py:67 json.loads raises RecursionError on deeply nested "
+    reason="apps/api/formats.py:67 json_body: json.loads raises RecursionError on deeply nested "
     "arrays, which json_body does not catch: 500 instead of 400",
 )
 BUG_UNICODE_DIGIT = pytest.mark.xfail(
     strict=True,
-    reason="apps/api/service.py:84 str.isdigit() accepts '²' but int('²') raises "
-    "ValueError: 500 instead of 404",
+    reason="apps/api/service.py:69 ModelService.get: str.isdigit() accepts '²' but int('²') "
+    "raises ValueError: 500 instead of 404 (same pattern in ModelRegistry.resolve)",
 )
 
 CASES = [
@@ -181,10 +177,8 @@ CASES = [
          record(bill_length_mm=4242.0), JSON),
     Case("float-overflow-literal", "POST", NATIVE, 422, "invalid_input", "finite number",
          raw_record("bill_length_mm", "1e400"), JSON),
-    pytest.param(
-        Case("integer-too-big-for-float", "POST", NATIVE, 422, "invalid_input", "at most 70",
-             raw_record("bill_length_mm", "1" + "0" * 400), JSON),
-        marks=BUG_BIG_INTEGER, id="integer-too-big-for-float"),
+    Case("integer-too-big-for-float", "POST", NATIVE, 422, "invalid_input", "number",
+         raw_record("bill_length_mm", "1" + "0" * 400), JSON),
     Case("regressor-missing-species", "POST", REGRESSOR, 422, "invalid_input", "is required",
          as_json({"record": {"island": "Dream"}}), JSON),
     # --- limits (a second app / server with small limits) ------------------------------
