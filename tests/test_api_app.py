@@ -286,12 +286,6 @@ def test_an_unsafe_request_id_is_replaced(client, unsafe):
     assert body["error"]["request_id"] == headers["X-Request-ID"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/observability.py:18 _SAFE_REQUEST_ID ends with '$', which also matches "
-    "before a final newline, so 'abc\\n' is accepted as a request id; setting it as a "
-    "response header (line 83) then raises ValueError: Flask's generic 500, without X-Request-ID",
-)
 def test_a_request_id_with_a_trailing_newline_is_replaced(client):
     # A WSGI server that passes the header value on unchanged; sent as the environ does.
     with client.get("/v1/models", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"}) as response:
@@ -374,11 +368,6 @@ def test_keys_from_a_secrets_file(tmp_path):
     assert call(client, "GET", "/v1/models")[0] == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/config.py:45 api_keys_from tests startswith('#') before stripping the "
-    "line: an indented comment line ('  # rotated 2026') becomes a valid API key",
-)
 def test_an_indented_comment_in_the_secrets_file_is_not_a_key(tmp_path):
     secrets = tmp_path / "api-keys"
     secrets.write_text("file-key-1\n  # rotated 2026\n", encoding="utf-8")
@@ -410,13 +399,6 @@ def test_rate_limit_answers_429_json_with_retry_after():
         assert call(client, "GET", "/v2/health/ready")[0] == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/security.py:63 protect(): limiter.limit(...)(blueprint) keeps one "
-    "counter per endpoint, so a key gets RATE_LIMIT on each route (predict, V2 infer, "
-    "/invocations, listing...) rather than the one budget 'per API key' that config.py "
-    "describes",
-)
 def test_the_rate_limit_is_one_budget_across_routes():
     client = make_app(RATE_LIMIT="2/minute").test_client()
     statuses = [
@@ -434,12 +416,6 @@ def test_rate_limit_counts_each_api_key_apart():
     assert [call(client, "GET", "/v1/models", headers=two)[0] for _ in range(3)] == [200, 200, 429]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/security.py:57 rate_limit_key() buckets by the presented key even when "
-    "it is invalid: each guessed key gets a fresh allowance, so the limit never slows "
-    "down key guessing",
-)
 def test_guessing_keys_is_rate_limited():
     client = make_app(RATE_LIMIT="2/minute", API_KEYS=("key-one",)).test_client()
     statuses = [
@@ -476,12 +452,6 @@ def test_cors_headers_for_the_configured_origins_only():
         assert "content-type" in allowed and "x-request-id" in allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/security.py:62 protect(): require_api_key() also runs on CORS preflight "
-    "(OPTIONS) requests, which browsers send without credentials: 401, so no browser can "
-    "call a protected route cross-origin when API keys are on",
-)
 def test_cors_preflight_needs_no_api_key():
     client = make_app(CORS_ORIGINS=["https://example.org"], API_KEYS=("key-one",)).test_client()
     preflight = {
@@ -588,12 +558,6 @@ def test_the_unexpected_failure_is_logged_with_its_request_id(app, monkeypatch, 
     assert (access["request_id"], access["status"]) == ("boom-7", 500)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/errors.py:85 unexpected(): log.exception('unhandled error') has no "
-    "request id: the 500 body tells the client to quote its request id, but the traceback "
-    "cannot be found by it (only the access line carries it)",
-)
 def test_the_traceback_log_entry_carries_the_request_id(app, monkeypatch, json_logs):
     service = app.extensions["model_service"]
     monkeypatch.setattr(service, "predict", lambda model, records: 1 / 0)

@@ -93,23 +93,6 @@ def v2_body(rows: int = 1, **extra) -> dict:
     return {"inputs": [tensor(k, [v] * rows) for k, v in RECORD.items()], **extra}
 
 
-BUG_LONG_INTEGER = pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/formats.py:67 json_body: json.loads raises ValueError (int max str "
-    "digits) on an integer of more than 4300 digits, which json_body does not catch: 500 "
-    "instead of 400",
-)
-BUG_DEEP_NESTING = pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/formats.py:67 json_body: json.loads raises RecursionError on deeply nested "
-    "arrays, which json_body does not catch: 500 instead of 400",
-)
-BUG_UNICODE_DIGIT = pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/service.py:69 ModelService.get: str.isdigit() accepts '²' but int('²') "
-    "raises ValueError: 500 instead of 404 (same pattern in ModelRegistry.resolve)",
-)
-
 CASES = [
     # --- the body is not a usable JSON document ---------------------------------------
     Case("invalid-json", "POST", NATIVE, 400, "invalid_json", "not valid JSON",
@@ -126,11 +109,11 @@ CASES = [
     pytest.param(
         Case("deeply-nested", "POST", NATIVE, 400, "invalid_json", "JSON",
              b"[" * 100_000 + b"]" * 100_000, JSON),
-        marks=BUG_DEEP_NESTING, id="deeply-nested"),
+        id="deeply-nested"),
     pytest.param(
         Case("integer-5000-digits", "POST", NATIVE, 400, "invalid_json", "JSON",
              raw_record("bill_length_mm", "1" * 5000), JSON),
-        marks=BUG_LONG_INTEGER, id="integer-5000-digits"),
+        id="integer-5000-digits"),
     # --- the native body has the wrong shape ------------------------------------------
     Case("record-and-records", "POST", NATIVE, 400, "bad_request", "exactly one of",
          as_json({"record": RECORD, "records": [RECORD]}), JSON),
@@ -212,7 +195,7 @@ CASES = [
         Case("superscript-digit-version", "POST",
              "/v1/models/species-classifier/versions/%C2%B2/predict", 404, "model_not_found",
              "has no version", record(), JSON),
-        marks=BUG_UNICODE_DIGIT, id="superscript-digit-version"),
+        id="superscript-digit-version"),
     Case("unknown-route", "GET", "/v1/nothing-here", 404, "not_found", "not found"),
     Case("wrong-method-predict", "GET", NATIVE, 405, "method_not_allowed", "not allowed",
          allow=("POST",)),
@@ -302,7 +285,7 @@ CASES = [
          f"{CSV_HEADER}\nBiscoe,male,{SECRET},15.0,220.0,5000.0\n".encode(), CSV),
     Case("mlflow-csv-infinite", "POST", MLFLOW, 422, "invalid_input", "finite number",
          f"{CSV_HEADER}\nBiscoe,male,inf,15.0,220.0,5000.0\n".encode(), CSV),
-    Case("mlflow-csv-extra-cells", "POST", MLFLOW, 400, "bad_request", "more cells",
+    Case("mlflow-csv-extra-cells", "POST", MLFLOW, 422, "invalid_input", "(extra cells)",
          f"{CSV_HEADER}\n{CSV_ROW},{SECRET}\n".encode(), CSV),
     Case("mlflow-wrong-content-type", "POST", MLFLOW, 415, "unsupported_media_type",
          "text/csv", f"{CSV_HEADER}\n{CSV_ROW}\n".encode(), {"Content-Type": "application/xml"}),

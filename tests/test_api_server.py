@@ -474,11 +474,6 @@ def test_metrics_are_summed_over_two_workers(tmp_path):
 # --- limits of the server itself ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/api/gunicorn_conf.py sets no limit_request_line: a request line over "
-    "gunicorn's default 4094 bytes gets gunicorn's own HTML 414 page, not the JSON error",
-)
 def test_a_very_long_url_still_gets_a_json_error(api_url):
     with requests.get(f"{api_url}/v1/models/{'n' * 5000}", timeout=10) as response:
         assert response.status_code in (404, 414)

@@ -42,7 +42,8 @@ def api_keys_from(environ: dict) -> tuple[str, ...]:
     keys = [k.strip() for k in environ.get("API_KEYS", "").split(",")]
     if environ.get("API_KEYS_FILE"):
         text = Path(environ["API_KEYS_FILE"]).read_text(encoding="utf-8")
-        keys += [line.strip() for line in text.splitlines() if not line.startswith("#")]
+        lines = (line.strip() for line in text.splitlines())
+        keys += [line for line in lines if not line.startswith("#")]
     return tuple(k for k in keys if k)
 
 

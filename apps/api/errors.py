@@ -7,7 +7,7 @@ stack trace, never the client's input echoed back.
 
 import logging
 
-from flask import Flask, g, jsonify
+from flask import Flask, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from apps.registry import ModelNotFoundError, ValidationError
@@ -76,13 +76,16 @@ def register_error_handlers(app: Flask) -> None:
         headers = {k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")}
         if error.code == 429:
             message = f"rate limit exceeded ({error.description}); retry later"
+        elif error.code == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            message = f"the request body is larger than the limit of {limit} bytes"
         else:
             message = error.description or error.name
         return error_response(error.code or 500, _snake(error.name), message, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unhandled error")
+        log.exception("unhandled error", extra={"fields": {"request_id": g.get("request_id")}})
         return error_response(
             500, "internal_error", "the server failed to handle this request; quote the request id"
         )

@@ -11,8 +11,6 @@ the values are left to the model's schema, so that they are judged by the same r
 whatever the format.
 """
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ from flask import request
 
 from apps.api.errors import ApiError
 from apps.registry import InputSchema, LoadedModel
+from apps.registry.tabular import CsvError, read_csv
 
 V2_NUMERIC_TYPES = {
     "FP16",
@@ -72,6 +71,10 @@ def json_body() -> object:
             400,
             "invalid_json",
             f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})",
+        ) from None
+    except (ValueError, RecursionError):  # integers of thousands of digits; deep nesting
+        raise ApiError(
+            400, "invalid_json", "the body is JSON, but too deeply nested or with numbers too long"
         ) from None
 
 
@@ -254,34 +257,8 @@ def mlflow_json_records(body: object) -> list:
 
 
 def csv_records(text: str, schema: InputSchema) -> list[dict]:
-    """Records from CSV with a header row; empty cells are missing values.
-
-    Number columns are parsed as numbers where they can be; a cell that is not a number
-    is left as text, so the schema reports it like any other wrong value.
-    """
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise bad_request("the CSV body needs a header row with the column names")
-    records = []
-    for row in reader:
-        if None in row:
-            raise bad_request(f"CSV line {reader.line_num} has more cells than the header")
-        record = {}
-        for name, cell in row.items():
-            cell = (cell or "").strip()
-            column = schema.by_name.get(name)
-            if cell == "":
-                record[name] = None
-            elif column is not None and column.type == "number":
-                record[name] = _number_or_text(cell)
-            else:
-                record[name] = cell
-        records.append(record)
-    return records
-
-
-def _number_or_text(cell: str) -> float | str:
+    """Records from CSV with a header row (see :mod:`apps.registry.tabular`); 400 if unreadable."""
     try:
-        return float(cell)
-    except ValueError:
-        return cell
+        return read_csv(text, schema)
+    except CsvError as error:
+        raise bad_request(str(error)) from None

@@ -6,6 +6,7 @@ a broken model stops the server at start, and workers share the loaded memory.
 """
 
 import os
+import shutil
 import tempfile
 
 bind = os.environ.get("API_BIND", "127.0.0.1:8000")
@@ -16,6 +17,9 @@ preload_app = True
 timeout = int(os.environ.get("API_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
+# The longest request line gunicorn accepts (its maximum): a longer URL gets gunicorn's
+# own 414 page before the app can answer in JSON. Put a proxy in front to do better.
+limit_request_line = 8190
 max_requests = int(os.environ.get("API_MAX_REQUESTS", "0"))  # >0 recycles workers
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs every request itself, as JSON with the request id
@@ -23,7 +27,14 @@ errorlog = "-"
 
 # Prometheus counts live in each worker; in multiprocess mode they are summed at
 # /metrics. The folder must exist, and be set, before prometheus_client is imported.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="api-metrics-"))
+
+
+def on_exit(server):
+    """Remove the metrics folder we made (one set by the caller is the caller's)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -5,6 +5,7 @@ what the API accepts: each model gets its own paths with its own record schema.
 The test suite fuzzes the API from this document and checks every answer against it.
 """
 
+from apps.api.formats import V2_NUMERIC_TYPES
 from apps.api.security import API_KEY_HEADER
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -111,16 +112,13 @@ def _model_paths(model, ref: str) -> dict:
             "summary": f"Open Inference Protocol inference with {name}",
             "tags": ["v2"],
             "security": secured,
-            "requestBody": {
-                "required": True,
-                **_json({"$ref": "#/components/schemas/V2InferRequest"}),
-            },
+            "requestBody": {"required": True, **_json(_v2_request_schema(model))},
             "responses": _responses(
                 {"$ref": "#/components/schemas/V2InferResponse"}, *PREDICT_ERRORS
             ),
         }
     }
-    return {
+    paths = {
         f"/v1/models/{name}": metadata,
         f"/v1/models/{name}/predict": predict,
         f"/v2/models/{name}": {
@@ -139,6 +137,71 @@ def _model_paths(model, ref: str) -> dict:
             }
         },
         f"/v2/models/{name}/infer": infer,
+    }
+    return paths | _versioned(paths, name)
+
+
+VERSION_PARAMETER = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "A version number; the paths without it use the latest version.",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
+
+def _versioned(paths: dict, name: str) -> dict:
+    """The same operations for one explicit version: ``.../models/<name>/versions/{version}``."""
+    marker = f"/models/{name}"
+    return {
+        path.replace(marker, f"{marker}/versions/{{version}}"): {
+            method: {
+                **operation,
+                "summary": f"{operation['summary']} (one version)",
+                "parameters": [VERSION_PARAMETER],
+            }
+            for method, operation in operations.items()
+        }
+        for path, operations in paths.items()
+    }
+
+
+def _v2_request_schema(model) -> dict:
+    """A V2 request for this model: each input is one of its columns, with the right datatype."""
+    tensors = []
+    for column in model.schema.columns:
+        datatype = (
+            {"const": "BYTES"} if column.type == "category" else {"enum": sorted(V2_NUMERIC_TYPES)}
+        )
+        tensors.append(
+            {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"const": column.name},
+                    "datatype": datatype,
+                    "shape": {"type": "array", "minItems": 1, "items": {"type": "integer"}},
+                    "data": {"type": "array"},
+                },
+            }
+        )
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "minItems": 1, "items": {"oneOf": tensors}},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}},
+                },
+            },
+        },
     }
 
 
@@ -178,36 +241,6 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
                 "metrics",
                 "backend",
             ],
-        },
-        "V2InferRequest": {
-            "type": "object",
-            "required": ["inputs"],
-            "properties": {
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
-                "inputs": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "shape", "datatype", "data"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "shape": {"type": "array", "items": {"type": "integer"}},
-                            "datatype": {"type": "string"},
-                            "data": {"type": "array"},
-                        },
-                    },
-                },
-                "outputs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {"name": {"type": "string"}},
-                    },
-                },
-            },
         },
         "V2InferResponse": {
             "type": "object",
@@ -249,6 +282,23 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
                 "responses": _responses({"type": "object", "required": ["models"]}, 401, 429),
             }
         },
+        "/ping": {
+            "get": {
+                "summary": "Liveness, at MLflow's path",
+                "tags": ["health"],
+                "responses": _responses({"type": "object"}),
+            }
+        },
+        "/v2": {
+            "get": {
+                "summary": "V2 server metadata",
+                "tags": ["v2"],
+                "security": [{"ApiKey": []}],
+                "responses": _responses(
+                    {"type": "object", "required": ["name", "version", "extensions"]}, 401, 429
+                ),
+            }
+        },
         "/v2/health/live": {
             "get": {
                 "summary": "V2 liveness",
@@ -275,18 +325,31 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
     if default_model in service.latest:
         ref = _ref_name(default_model)
         record = {"$ref": f"#/components/schemas/{ref}Record"}
-        mlflow_body = {
-            "type": "object",
-            "minProperties": 1,
-            "maxProperties": 2,
-            "properties": {
-                "dataframe_records": {"type": "array", "minItems": 1, "items": record},
-                "instances": {"type": "array", "minItems": 1, "items": record},
-                "inputs": {"type": "array", "minItems": 1, "items": record},
-                "dataframe_split": {"type": "object", "required": ["columns", "data"]},
-                "params": {"type": "object"},
+        layouts = {
+            "dataframe_records": {"type": "array", "minItems": 1, "items": record},
+            "instances": {"type": "array", "minItems": 1, "items": record},
+            "inputs": {"type": "array", "minItems": 1, "items": record},
+            "dataframe_split": {
+                "type": "object",
+                "required": ["columns", "data"],
+                "additionalProperties": False,
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
+                    "index": {"type": "array"},
+                },
             },
-            "additionalProperties": False,
+        }
+        mlflow_body = {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": [key],
+                    "additionalProperties": False,
+                    "properties": {key: layout, "params": {"type": "object"}},
+                }
+                for key, layout in layouts.items()
+            ]
         }
         paths["/invocations"] = {
             "post": {

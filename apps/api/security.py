@@ -35,7 +35,7 @@ def key_is_valid(key: str, keys: tuple[str, ...]) -> bool:
 def require_api_key() -> None:
     """``before_request`` hook for protected blueprints: 401 without a valid key."""
     keys = current_app.config["API_KEYS"]
-    if not keys:
+    if not keys or request.method == "OPTIONS":  # CORS preflights never carry keys
         return
     key = presented_key()
     if not key:
@@ -52,16 +52,26 @@ def require_api_key() -> None:
 
 
 def rate_limit_key() -> str:
-    """Limit per API key (hashed, never stored in clear) or, without one, per client address."""
+    """Limit per valid API key (hashed, never stored in clear), else per client address.
+
+    Invalid keys count against the address: guessing keys must not buy fresh budgets.
+    """
     key = presented_key()
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else get_remote_address()
+    if key and key_is_valid(key, current_app.config["API_KEYS"]):
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return "address:" + (get_remote_address() or "unknown")
 
 
 def protect(blueprint: Blueprint, limiter: Limiter) -> Blueprint:
-    """Require an API key on every route of a blueprint and apply the rate limit."""
+    """Require an API key on every route of a blueprint and apply the rate limit.
+
+    The limit is one budget per client across all protected routes (a shared scope),
+    not one per route.
+    """
     blueprint.before_request(require_api_key)
-    limiter.limit(
+    limiter.shared_limit(
         lambda: current_app.config["RATE_LIMIT"] or "1/second",
+        scope="api",
         exempt_when=lambda: not current_app.config["RATE_LIMIT"],
     )(blueprint)
     return blueprint

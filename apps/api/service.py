@@ -18,8 +18,14 @@ from apps.registry import (
     Prediction,
     RegistryError,
 )
+from apps.registry.loader import parse_version
 
 log = logging.getLogger(__name__)
+
+
+def shorten(text: str, limit: int = 64) -> str:
+    """A client-supplied name cut to a readable length before it goes into a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ModelService:
@@ -63,13 +69,17 @@ class ModelService:
     def get(self, name: str, version: str | int | None = None) -> LoadedModel:
         """The model to use, the latest version by default; 404 for anything unknown."""
         if name not in self.latest:
-            raise ModelNotFoundError(f"no model named '{name}'; available: {sorted(self.latest)}")
+            raise ModelNotFoundError(
+                f"no model named '{shorten(name)}'; available: {sorted(self.latest)}"
+            )
         if version is None:
             return self.models[name, self.latest[name]]
-        key = (name, int(version)) if str(version).isdigit() else None
+        key = (name, parse_version(version))
         if key not in self.models:
             versions = sorted(v for n, v in self.models if n == name)
-            raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
+            raise ModelNotFoundError(
+                f"model '{name}' has no version '{shorten(str(version))}'; it has {versions}"
+            )
         return self.models[key]
 
     def predict(self, model: LoadedModel, records: list) -> Prediction:

@@ -29,6 +29,18 @@ from apps.registry.schema import InputSchema
 log = logging.getLogger(__name__)
 
 BACKENDS = ("sklearn", "onnx")
+
+
+def parse_version(version: object) -> int | None:
+    """A version number from ``7`` or ``"7"``; None for anything else (``"²"``, ``"v7"``).
+
+    ASCII digits only: ``str.isdigit`` also accepts digits such as ``"²"`` that
+    ``int`` cannot read.
+    """
+    text = str(version)
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 FORMATS = {"sklearn": ("skops", "joblib"), "onnx": ("onnx",)}
 """Which file formats each backend can load; the first is the default."""
 
@@ -103,7 +115,7 @@ class ModelRegistry:
         return sorted(
             int(p.name)
             for p in model_dir.iterdir()
-            if p.name.isdigit() and (p / MANIFEST_FILE).is_file()
+            if parse_version(p.name) is not None and (p / MANIFEST_FILE).is_file()
         )
 
     def resolve(self, name: str, version: int | str | None = None) -> Path:
@@ -111,8 +123,8 @@ class ModelRegistry:
         versions = self.versions(name)
         if version is None:
             return self.root / name / str(versions[-1])
-        if str(version).isdigit() and int(version) in versions:
-            return self.root / name / str(int(version))
+        if parse_version(version) in versions:
+            return self.root / name / str(parse_version(version))
         raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
 
     def manifest(self, name: str, version: int | str | None = None) -> Manifest:
