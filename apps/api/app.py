@@ -9,6 +9,7 @@ from flask import Flask
 
 from apps.api.config import load_settings
 from apps.api.errors import register_error_handlers
+from apps.api.jsonio import init_json
 from apps.api.observability import PREDICTIONS, init_observability
 from apps.api.routes import docs, health, mlflow, native, v2
 from apps.api.security import init_security, protect
@@ -20,7 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the API; ``test_config`` overrides settings (see :mod:`apps.api.config`)."""
     app = Flask(__name__)
     app.config.update(load_settings(test_config))
-    app.json.sort_keys = False  # keep fields in the order a reader expects
+    init_json(app)
 
     service = ModelService(
         ModelRegistry(app.config["MODELS_DIR"]),

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 from flask import request
 
+from apps.api import jsonio
 from apps.api.errors import ApiError
 from apps.registry import InputSchema, LoadedModel
 from apps.registry.tabular import CsvError, read_csv
@@ -63,18 +64,12 @@ def json_body() -> object:
             f"send Content-Type: application/json, not {request.mimetype or 'nothing'!r}",
         )
     try:
-        return json.loads(request.get_data())
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not UTF-8 text") from None
+        return jsonio.loads(request.get_data())
     except json.JSONDecodeError as error:
         raise ApiError(
             400,
             "invalid_json",
             f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})",
-        ) from None
-    except (ValueError, RecursionError):  # integers of thousands of digits; deep nesting
-        raise ApiError(
-            400, "invalid_json", "the body is JSON, but too deeply nested or with numbers too long"
         ) from None
 
 

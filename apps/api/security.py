@@ -85,6 +85,9 @@ def init_security(app: Flask) -> Limiter:
     ``RATELIMIT_STORAGE_URI`` at Redis to share counts across workers and machines.
     """
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    # With no limit set, the limiter's hook is switched off entirely: it costs time
+    # on every request even when it has nothing to count.
+    app.config.setdefault("RATELIMIT_ENABLED", bool(app.config["RATE_LIMIT"]))
     limiter = Limiter(key_func=rate_limit_key, app=app, headers_enabled=True)
     if app.config["CORS_ORIGINS"]:
         from flask_cors import CORS

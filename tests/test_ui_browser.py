@@ -1,0 +1,210 @@
+"""The UI in a real browser: the API and ``streamlit run`` as a learner starts them.
+
+Headless Chromium (Debian's ``chromium`` package), driven by Playwright, fills the form,
+gets a prediction, uploads a CSV file and downloads the results, and saves a screenshot
+of every page to ``artifacts/screenshots/<page>.png`` for a person to look at.
+
+Needs ``/usr/bin/chromium`` and the ``playwright`` package; ``.ci/run`` installs the
+first, ``requirements.txt`` the second. Playwright's own browser download is not used.
+"""
+
+import csv
+import io
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.config import REPO_ROOT
+from apps.stack import stop, ui_command
+
+from .servers import free_port, running_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+WAIT_MS = 30_000
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (requirements.txt)"
+)
+if not CHROMIUM.is_file():
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)",
+        allow_module_level=True,
+    )
+
+pytestmark = pytest.mark.slow
+sync_api.expect.set_options(timeout=WAIT_MS)
+
+BATCH_CSV = b"""island,sex,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,tag
+Torgersen,male,39.1,18.7,181,3750,A-1
+Atlantis,female,46.5,17.9,192,3500,X-1
+Biscoe,,47.5,15,217,5200,G-1
+Dream,female,49.0,18.5,195,3700,C-1
+Dream,female,abc,17.9,192,3500,X-2
+"""
+
+
+@pytest.fixture(scope="module")
+def ui_url(tmp_path_factory) -> Iterator[str]:
+    """The API (gunicorn, ONNX) and ``streamlit run`` on free ports, as ``apps.stack`` runs them."""
+    log = tmp_path_factory.mktemp("ui") / "streamlit.log"
+    with running_api({"API_BACKEND": "onnx"}) as api_url, open(log, "wb") as output:
+        port = free_port()
+        ui = subprocess.Popen(
+            ui_command(port),
+            cwd=REPO_ROOT,
+            env={**os.environ, "PENGUINS_API_URL": api_url},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(f"{url}/_stcore/health", ui, log)
+            yield url
+        finally:
+            stop(ui)
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, ui_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(ui_url)
+    yield page
+    assert page.get_by_test_id("stException").count() == 0, "the app showed a traceback"
+    assert not errors, f"JavaScript errors: {errors}"
+    context.close()
+
+
+def expect(locator):
+    """Playwright's ``expect``, with the same generous timeout as every other wait."""
+    return sync_api.expect(locator)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished running the script (its status widget is gone)."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT_MS)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option in a Streamlit select box."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def type_number(page, label: str, value: float) -> None:
+    box = page.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def go_to(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    settle(page)
+
+
+def screenshot(page, name: str) -> None:
+    """Save the whole page: Streamlit scrolls inside its main area, not the document, so
+    the window is made as tall as that area for the picture, then put back."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.get_by_test_id("stMain").evaluate("main => main.scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    page.wait_for_timeout(500)  # charts redraw at the new size
+    settle(page)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.set_viewport_size(size)
+
+
+def test_predict_batch_model_and_explore_in_a_browser(page):
+    # Predict: fill in the form for a Gentoo and get the model's answer.
+    expect(page.get_by_role("heading", name="Predict", exact=True)).to_be_visible()
+    settle(page)
+    choose(page, "Model", "species-classifier")
+    choose(page, "Island in the Palmer Archipelago where the bird was seen", "Biscoe")
+    choose(page, "Sex of the bird", "female")
+    type_number(page, "Bill (culmen) length (mm)", 46.5)
+    type_number(page, "Bill (culmen) depth (mm)", 14.5)
+    type_number(page, "Flipper length (mm)", 215)
+    type_number(page, "Body mass (g)", 5000)
+    page.get_by_role("button", name="Predict").click()
+    metric = page.get_by_test_id("stMetric")
+    expect(metric).to_contain_text("Predicted species")
+    expect(metric).to_contain_text("Gentoo")
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(1)
+    expect(page.get_by_text("Where this penguin sits in the data")).to_be_visible()
+    settle(page)
+    screenshot(page, "predict")
+
+    # Batch: upload a file with good and bad rows, download the results.
+    go_to(page, "Batch")
+    expect(page.get_by_role("combobox", name="Model", exact=True)).to_have_value(
+        "species-classifier"
+    )
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "birds.csv", "mimeType": "text/csv", "buffer": BATCH_CSV}]
+    )
+    expect(page.get_by_role("heading", name="Rows not scored")).to_be_visible()
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the results (CSV)").click()
+    assert download.value.suggested_filename == "birds-species-classifier-v1.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    assert [row["tag"] for row in rows] == ["A-1", "X-1", "G-1", "C-1", "X-2"]
+    assert [row["predicted_species"] for row in rows] == ["Adelie", "", "Gentoo", "Chinstrap", ""]
+    assert rows[1]["problems"].startswith("island: unknown category")
+    assert rows[4]["problems"] == "bill_length_mm: must be a number"
+    assert 0.5 < float(rows[2]["probability_Gentoo"]) <= 1
+    screenshot(page, "batch")
+
+    # Model: the manifest's facts.
+    go_to(page, "Model")
+    expect(page.get_by_text("Held-out metrics")).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="Backend")).to_contain_text("onnx")
+    screenshot(page, "model")
+
+    # Explore: the training data's charts.
+    go_to(page, "Explore")
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(3)
+    screenshot(page, "explore")
