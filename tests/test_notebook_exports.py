@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 WRITEFILE = re.compile(r"^%%writefile(?P<append>\s+(?:-a|--append))?\s+(?P<target>\S+)\s*$")
-EXPORT_PREFIX = "../apps/"
+EXPORTS = ("apps", "docker", ".dockerignore")
+"""What notebooks write: the apps' package, the container files and their ignore list."""
 KERNEL_TIMEOUT = 600
 PROBE_MARK = "course-test-probe:"
 
@@ -48,23 +49,41 @@ def normalise(data: bytes) -> bytes:
 
 
 def tracked_apps_files(root: Path = ROOT) -> list[str]:
-    """Files under ``apps/`` as POSIX paths relative to the root, as committed.
+    """Exported files (see ``EXPORTS``) as POSIX paths relative to the root, as committed.
 
     git knows what is committed; a folder walk would also pick up stray local files.
-    Without git (a downloaded zip), the walk is the best we have.
+    Without git (a downloaded zip), the walk is the best we have. A file deleted from the
+    working tree but not from git is still listed, so its absence shows up below.
     """
     if shutil.which("git") and (root / ".git").exists():
         result = subprocess.run(
-            ["git", "ls-files", "-z", "apps"],
+            ["git", "ls-files", "-z", "--", *EXPORTS],
             cwd=root,
             capture_output=True,
             check=True,
         )
-        names = [name for name in result.stdout.decode().split("\0") if name]
-        # A file deleted from the working tree but not from git is still "tracked";
-        # count it, so that its absence shows up as a missing file below.
-        return sorted(names)
-    return files_under(root / "apps", relative_to=root)
+        return sorted(name for name in result.stdout.decode().split("\0") if name)
+    return exported_files(root)
+
+
+def exported_files(root: Path) -> list[str]:
+    """The exported files present under ``root``, as POSIX paths relative to it."""
+    names = []
+    for export in EXPORTS:
+        path = root / export
+        if path.is_dir():
+            names += files_under(path, relative_to=root)
+        elif path.is_file():
+            names.append(export)
+    return sorted(names)
+
+
+def export_name(target: str) -> str | None:
+    """``../apps/x.py`` -> ``apps/x.py``; None for a target outside ``EXPORTS``."""
+    name = target.removeprefix("../")
+    if name != target and name.split("/", 1)[0] in EXPORTS:
+        return name
+    return None
 
 
 def files_under(folder: Path, relative_to: Path) -> list[str]:
@@ -120,10 +139,10 @@ def test_every_apps_file_is_written_by_exactly_one_notebook_cell():
             where = f"{notebook.name} cell {index}"
             if appends:
                 problems.append(f"{where}: appends to {target}; write each module whole")
-            if not target.startswith(EXPORT_PREFIX):
-                problems.append(f"{where}: writes {target}, outside {EXPORT_PREFIX}")
+            name = export_name(target)
+            if name is None:
+                problems.append(f"{where}: writes {target}, outside ../{{{', '.join(EXPORTS)}}}")
                 continue
-            name = "apps/" + target.removeprefix(EXPORT_PREFIX)
             writers.setdefault(name, []).append((where, index, body))
 
     tracked = tracked_apps_files()
@@ -227,6 +246,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "models", root / "models")
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
     (root / "apps").mkdir()
+    (root / "docker").mkdir()
 
     monkeypatch.setenv("PYTHONPATH", str(root))
     monkeypatch.delenv("PENGUINS_MODELS_DIR", raising=False)  # use the copied registry
@@ -246,7 +266,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
         )
 
     expected = tracked_apps_files()
-    produced = files_under(root / "apps", relative_to=root)
+    produced = exported_files(root)
     missing = sorted(set(expected) - set(produced))
     extra = sorted(set(produced) - set(expected))
     diffs = []
