@@ -88,8 +88,8 @@ def setup() -> int:
 
 
 def start(args: list[str]) -> int:
-    """Set up, then run the course's main job: the apps package."""
-    return setup() or run(venv_python(), "-m", "apps", *args)
+    """Set up, then run the course's main job: check the models, start the API and the UI."""
+    return setup() or run(venv_python(), "-m", "apps.stack", *args)
 
 
 def test(args: list[str]) -> int:
@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create .venv and install the pinned packages")
-    commands.add_parser("start", help="set up, then run the apps (python -m apps)")
+    commands.add_parser(
+        "start",
+        help="set up, check the models, then start the API and the UI (python -m apps.stack)",
+    )
     commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
     commands.add_parser("lint", help="set up, then run ruff check and ruff format --check")
     args, rest = parser.parse_known_args(argv)

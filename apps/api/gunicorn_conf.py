@@ -20,6 +20,7 @@ keepalive = 5
 # The longest request line gunicorn accepts (its maximum): a longer URL gets gunicorn's
 # own 414 page before the app can answer in JSON. Put a proxy in front to do better.
 limit_request_line = 8190
+control_socket_disable = True  # no control socket in the user's home folder
 max_requests = int(os.environ.get("API_MAX_REQUESTS", "0"))  # >0 recycles workers
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs every request itself, as JSON with the request id

@@ -75,6 +75,30 @@ class LoadedModel:
         """Validate plain dict records against the schema, then predict."""
         return self.predict(self.schema.validate(records))
 
+    def describe(self, versions: list[int]) -> dict:
+        """The model's public metadata: what it expects, what it answers, how good it is.
+
+        One document for the API's metadata route and the UI's model page, so the two
+        cannot drift apart. ``versions`` lists every version of the model on offer.
+        """
+        manifest = self.manifest.data
+        return {
+            "name": self.name,
+            "version": self.version,
+            "versions": versions,
+            "task": manifest["task"],
+            "description": manifest.get("description", ""),
+            "backend": self.backend.name,
+            "created_at": manifest["created_at"],
+            "input_schema": {
+                "columns": manifest["input_schema"]["columns"],
+                "record": self.schema.to_dict(),
+            },
+            "outputs": manifest["outputs"],
+            "metrics": manifest["metrics"],
+            "training_data": manifest["training_data"],
+        }
+
     def answer(self, columns: dict[str, np.ndarray]) -> Prediction:
         """Labels and probabilities (classifiers) or values, with one call to the backend.
 

@@ -121,10 +121,7 @@ class LocalSource:
 
     def model(self, name: str, version: int | None = None) -> dict:
         """The same document as the API's ``/v1/models/<name>``."""
-        from apps.api.routes.native import describe  # one description, shared with the API
-
-        loaded = self._load(name, version)
-        return describe(loaded, self.registry.versions(name), self.backend)
+        return self._load(name, version).describe(self.registry.versions(name))
 
     def predict(self, name: str, records: list[dict], version: int | None = None) -> list[dict]:
         """The same answers as the API's predict route, validated by the same schema."""

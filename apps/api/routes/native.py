@@ -3,28 +3,6 @@
 from flask import Blueprint, current_app, g, jsonify
 
 from apps.api.formats import json_body, native_records
-from apps.registry import LoadedModel
-
-
-def describe(model: LoadedModel, versions: list[int], backend: str) -> dict:
-    """A model's public metadata: what it expects, what it answers, how good it is."""
-    manifest = model.manifest.data
-    return {
-        "name": model.name,
-        "version": model.version,
-        "versions": versions,
-        "task": manifest["task"],
-        "description": manifest.get("description", ""),
-        "backend": backend,
-        "created_at": manifest["created_at"],
-        "input_schema": {
-            "columns": manifest["input_schema"]["columns"],
-            "record": model.schema.to_dict(),
-        },
-        "outputs": manifest["outputs"],
-        "metrics": manifest["metrics"],
-        "training_data": manifest["training_data"],
-    }
 
 
 def blueprint() -> Blueprint:
@@ -59,7 +37,7 @@ def blueprint() -> Blueprint:
     def model_metadata(name: str, version: str | None = None):
         """Metadata of the latest version, or of the version asked for."""
         model = service().get(name, version)
-        return jsonify(describe(model, versions_of(name), service().backend))
+        return jsonify(model.describe(versions_of(name)))
 
     @bp.post("/models/<name>/predict")
     @bp.post("/models/<name>/versions/<version>/predict")
