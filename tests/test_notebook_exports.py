@@ -244,7 +244,8 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     root.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     shutil.copytree(ROOT / "models", root / "models")
-    shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
+    for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
+        shutil.copy2(requirements, root / requirements.name)  # notebook 05 reads them
     (root / "apps").mkdir()
     (root / "docker").mkdir()
 
