@@ -1,0 +1,89 @@
+"""The container images build, pass hadolint, and serve: ``.ci/containers.sh`` end to end.
+
+The script installs Podman (and its helpers) when missing, builds the API (full and lean
+ONNX variants) and the UI, starts the compose stack and checks it, then tears it all down.
+It takes minutes and needs root or password-less sudo for apt-get, so it runs only when
+asked: in CI (``CI=true``) or with ``RUN_CONTAINER_TESTS=1``. Deselect it with
+``-m "not container"``.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / ".ci" / "containers.sh"
+SCRIPT_TIMEOUT = 40 * 60  # a fresh machine: apt-get, the base image and three builds
+
+
+def docker_engine_answers() -> bool:
+    """True when a Docker engine (not just the client) is reachable."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def why_not_run() -> str | None:
+    """The reason to skip, or None when the script should run."""
+    if not (os.environ.get("CI") == "true" or os.environ.get("RUN_CONTAINER_TESTS") == "1"):
+        return (
+            "container tests build images for minutes: they run in CI (CI=true) or with "
+            "RUN_CONTAINER_TESTS=1"
+        )
+    if not sys.platform.startswith("linux"):
+        return ".ci/containers.sh runs on Linux only (Podman from Debian/Ubuntu packages)"
+    if shutil.which("podman") or docker_engine_answers():
+        return None
+    if shutil.which("apt-get") and (os.geteuid() == 0 or shutil.which("sudo")):
+        return None  # the script installs Podman itself
+    return (
+        "no container engine: install Podman or start Docker (the script installs Podman "
+        "itself where apt-get and root or sudo are available)"
+    )
+
+
+@pytest.mark.container
+@pytest.mark.slow
+@pytest.mark.timeout(SCRIPT_TIMEOUT + 60)
+def test_containers_build_and_serve(tmp_path):
+    reason = why_not_run()
+    if reason:
+        pytest.skip(reason)
+    log_path = tmp_path / "containers.log"
+    with open(log_path, "wb") as log:
+        # Its own process group: on a timeout, SIGTERM reaches the script, whose trap then
+        # tears down what it started, and podman with it.
+        process = subprocess.Popen(
+            ["bash", str(SCRIPT)],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            status = process.wait(timeout=SCRIPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            status = "timeout"
+    output = log_path.read_text(encoding="utf-8", errors="replace")
+    print(output[-6000:])  # pytest shows it with -s or -rP; and below, on failure
+    assert status == 0, (
+        f".ci/containers.sh failed ({status}); its output ends with:\n" + (output[-12000:])
+    )
+    assert "containers: all checks passed" in output
+    assert (ROOT / "artifacts" / "containers.md").is_file()
