@@ -61,8 +61,8 @@ cleanup() {
         compose down >/dev/null 2>&1
     fi
     if command -v podman >/dev/null 2>&1; then
+        # Images stay: the build stages' untagged layers are the cache of the next run.
         podman rm --force --ignore "$LEAN_NAME" >/dev/null 2>&1
-        podman image prune --force >/dev/null 2>&1 # dangling layers of replaced images
     fi
     rm -rf "$WORK"
     if [ "$status" -ne 0 ]; then
