@@ -40,7 +40,7 @@ def constant_blueprint() -> Blueprint:
 def create_bench_app():
     """The API from ``create_app()``, with the constant route protected like the others."""
     application = create_app()
-    (limiter,) = application.extensions["limiter"]
+    limiter = application.extensions["api_limiter"]
     application.register_blueprint(protect(constant_blueprint(), limiter))
     return application
 

@@ -34,7 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_observability(app)
     register_error_handlers(app)
-    limiter = init_security(app)
+    limiter = app.extensions["api_limiter"] = init_security(app)
     app.register_blueprint(health.blueprint())
     app.register_blueprint(v2.open_blueprint())
     app.register_blueprint(docs.blueprint())
