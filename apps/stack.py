@@ -19,9 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from apps.__main__ import describe, display_path, ensure_models, print_table
+from apps.__main__ import check_models
 from apps.config import REPO_ROOT
-from apps.registry import ModelRegistry
 
 HOST = "127.0.0.1"
 UI_SCRIPT = REPO_ROOT / "apps" / "ui" / "app.py"
@@ -117,17 +116,6 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
     return "\n".join(f"    {line}" for line in text)
-
-
-def check_models() -> bool:
-    """Train any missing model, verify every version, and print the table."""
-    registry = ModelRegistry()
-    ensure_models(registry)
-    rows, all_ok = describe(registry)
-    print(f"Model registry: {display_path(registry.root)}\n")
-    print_table(["model", "version", "status", "task", "formats", "held-out metrics"], rows)
-    print()
-    return all_ok
 
 
 def ui_environment(api_url: str) -> dict[str, str]:

@@ -178,7 +178,7 @@ def api_server(backend: str, args, workdir: Path):
         **os.environ,
         "API_BACKEND": backend,
         "API_WORKERS": str(args.workers),
-        "API_THREADS": str(args.api_threads),  # 1: sync workers (the default)
+        "API_THREADS": str(args.api_threads),  # 4 (gunicorn_conf's default): gthread
         "LOG_LEVEL": args.log_level,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
@@ -467,8 +467,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--api-threads",
         type=int,
-        default=1,
-        help="API_THREADS of our servers: 1 = sync workers (default); >1 = gthread workers",
+        default=4,
+        help="API_THREADS of our servers: 1 = sync workers; >1 = gthread workers (default 4, "
+        "as apps/api/gunicorn_conf.py)",
     )
     parser.add_argument(
         "--log-level", default="INFO", help="LOG_LEVEL of our servers (INFO, production's)"

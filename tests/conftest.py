@@ -12,6 +12,16 @@ from apps.registry import ModelRegistry
 
 MODEL_NAMES = ("species-classifier", "body-mass-regressor")
 
+RECORD = {
+    "island": "Biscoe",
+    "sex": "male",
+    "bill_length_mm": 45.0,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 220.0,
+    "body_mass_g": 5000.0,
+}
+"""A valid record for the species classifier (a Gentoo), shared by the API tests."""
+
 
 @pytest.fixture(scope="session")
 def registry() -> ModelRegistry:

@@ -17,7 +17,7 @@ from apps.api.app import create_app
 from apps.api.config import load_settings
 from apps.api.observability import setup_json_logging
 
-from .conftest import MODEL_NAMES, as_records
+from .conftest import MODEL_NAMES, RECORD, as_records
 
 CLASSIFIER = "species-classifier"
 REGRESSOR = "body-mass-regressor"
@@ -28,14 +28,6 @@ CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 SECRET = "tok-5ecret-4242"
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
-RECORD = {
-    "island": "Biscoe",
-    "sex": "male",
-    "bill_length_mm": 45.0,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 220.0,
-    "body_mass_g": 5000.0,
-}
 REGRESSOR_RECORD = {
     "species": "Gentoo",
     "island": "Biscoe",

@@ -15,6 +15,7 @@ import requests
 
 from apps.api.app import create_app
 
+from .conftest import RECORD
 from .servers import running_api
 
 NATIVE = "/v1/models/species-classifier/predict"
@@ -32,14 +33,6 @@ MAX_BODY_BYTES = 2000
 SECRET = "tok-5ecret-4242"
 """A value that looks like a credential: it must never appear in an error body."""
 
-RECORD = {
-    "island": "Biscoe",
-    "sex": "male",
-    "bill_length_mm": 45.0,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 220.0,
-    "body_mass_g": 5000.0,
-}
 CSV_HEADER = ",".join(RECORD)
 CSV_ROW = "Biscoe,male,45.0,15.0,220.0,5000.0"
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.config import REPO_ROOT
 
-from .conftest import as_records
+from .conftest import RECORD, as_records
 from .servers import running_api
 
 pytestmark = pytest.mark.slow
@@ -47,14 +47,6 @@ REGRESSOR_COLUMNS = [
     "flipper_length_mm",
 ]
 COLUMNS = {CLASSIFIER: CLASSIFIER_COLUMNS, REGRESSOR: REGRESSOR_COLUMNS}
-RECORD = {
-    "island": "Biscoe",
-    "sex": "male",
-    "bill_length_mm": 45.0,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 220.0,
-    "body_mass_g": 5000.0,
-}
 BLOCKED = ("sklearn", "scipy", "pandas")
 
 

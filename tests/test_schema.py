@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.registry import InputSchema, ValidationError
-from apps.registry.schema import MISSING
+from apps.registry.schema import MISSING, SMALL_BATCH
 
 GOOD = {
     "island": "Biscoe",
@@ -124,9 +124,13 @@ RECORDS = st.lists(
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(records=RECORDS)
-def test_the_fast_batch_check_agrees_with_the_rule_for_each_value(schema, records):
-    """``partition`` pre-filters with NumPy; it must flag exactly what ``Column.problem`` would."""
+@given(records=RECORDS, repeat=st.sampled_from([1, SMALL_BATCH]))
+def test_the_fast_batch_check_agrees_with_the_rule_for_each_value(schema, records, repeat):
+    """``partition`` pre-filters with NumPy; it must flag exactly what ``Column.problem`` would.
+
+    Repeating the records takes the batch past ``SMALL_BATCH``, where the NumPy path runs.
+    """
+    records = records * repeat
     expected = []
     for row, record in enumerate(records):
         expected += [(row, key, "unknown field") for key in record if key not in schema.by_name]

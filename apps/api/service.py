@@ -5,6 +5,7 @@ list of plain records; from there one path serves them all: schema validation, t
 backend's prediction, and the counting of predictions for monitoring.
 """
 
+import functools
 import logging
 from collections import Counter
 
@@ -97,11 +98,17 @@ class ModelService:
         return prediction
 
     def _count(self, model: LoadedModel, outputs: np.ndarray, by_class: bool) -> None:
+        """Add the predictions to the metrics, by model, version and class."""
         if self.predictions_counter is None:
             return
         version = str(model.version)
-        if by_class:
-            for label, count in Counter(outputs.tolist()).items():
-                self.predictions_counter.labels(model.name, version, label).inc(count)
-        else:
-            self.predictions_counter.labels(model.name, version, "").inc(len(outputs))
+        if len(outputs) == 1 or not by_class:
+            self._counter(model.name, version, outputs[0] if by_class else "").inc(len(outputs))
+            return
+        for label, count in Counter(outputs.tolist()).items():
+            self._counter(model.name, version, label).inc(count)
+
+    @functools.cache  # noqa: B019 - one service per app, alive as long as the app
+    def _counter(self, name: str, version: str, label: str):
+        """The labelled counter, looked up once: ``labels()`` costs more than ``inc()``."""
+        return self.predictions_counter.labels(name, version, label)

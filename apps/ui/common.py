@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from apps.data import load_data
-from apps.ui.source import SourceError
+from apps.ui.source import SourceError, open_source
 
 
 @st.cache_data(show_spinner=False)
@@ -86,3 +86,15 @@ def schema_table(columns: list[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def source_and_model():
+    """The model source and the model the user picked; on failure, a plain message and a stop.
+
+    Every page that works with one model starts with this, so they all fail the same way.
+    """
+    source = open_source()
+    try:
+        return source, choose_model(source)
+    except SourceError as error:
+        show_problem(error)

@@ -6,17 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from apps.ui import records
-from apps.ui.common import choose_model, penguins, schema_table, show_problem
-from apps.ui.source import SourceError, open_source
+from apps.ui.common import penguins, schema_table, show_problem, source_and_model
+from apps.ui.source import SourceError
 
 st.title("Batch")
 st.caption("Upload a CSV file: every valid row is scored, every other row says what is wrong.")
 
-source = open_source()
-try:
-    model = choose_model(source)
-except SourceError as error:
-    show_problem(error)
+source, model = source_and_model()
 
 columns = model["input_schema"]["columns"]
 names = [column["name"] for column in columns]

@@ -3,17 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from apps.ui.common import choose_model, schema_table, show_problem
-from apps.ui.source import SourceError, open_source
+from apps.ui.common import schema_table, source_and_model
 
 st.title("Model")
 st.caption("Everything here comes from the model's manifest, as the source serves it.")
 
-source = open_source()
-try:
-    model = choose_model(source)
-except SourceError as error:
-    show_problem(error)
+source, model = source_and_model()
 
 st.markdown(
     f"**{model['name']}**, version {model['version']}, a {model['task']} model. "

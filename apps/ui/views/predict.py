@@ -6,9 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from apps.ui.common import choose_model, penguins, show_problem
+from apps.ui.common import penguins, show_problem, source_and_model
 from apps.ui.records import explain, percentile
-from apps.ui.source import SourceError, open_source
+from apps.ui.source import SourceError
 
 UNKNOWN = "unknown"
 
@@ -69,11 +69,7 @@ def probability_chart(probabilities: dict[str, float], predicted: str) -> alt.Ch
 st.title("Predict")
 st.caption("Describe a penguin: the model answers, and shows how sure it is.")
 
-source = open_source()
-try:
-    model = choose_model(source)
-except SourceError as error:
-    show_problem(error)
+source, model = source_and_model()
 
 columns = model["input_schema"]["columns"]
 data = penguins()
