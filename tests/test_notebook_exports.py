@@ -127,41 +127,46 @@ def unified_diff(expected: bytes, actual: bytes, name: str, source: str) -> str:
     )
 
 
-def test_every_apps_file_is_written_by_exactly_one_notebook_cell():
-    """Fast and precise: each committed module equals the one cell that writes it.
+def test_every_apps_file_is_written_by_the_cells_of_one_notebook():
+    """Fast and precise: each committed module equals what its notebook's cells write.
 
-    No kernel is started, so this runs in a second and names the notebook and cell to fix.
+    A module is written by one ``%%writefile`` cell, optionally followed by
+    ``%%writefile -a`` cells of the same notebook that append to it (so that a lesson can
+    build a module in small steps). No kernel is started, so this runs in a second and
+    names the notebook and cells to fix.
     """
-    writers: dict[str, list[tuple[str, int, str]]] = {}
+    writers: dict[str, list[tuple[str, str, bool]]] = {}
     problems = []
     for notebook in notebook_paths():
         for index, target, body, appends in writefile_cells(notebook):
             where = f"{notebook.name} cell {index}"
-            if appends:
-                problems.append(f"{where}: appends to {target}; write each module whole")
             name = export_name(target)
             if name is None:
                 problems.append(f"{where}: writes {target}, outside ../{{{', '.join(EXPORTS)}}}")
                 continue
-            writers.setdefault(name, []).append((where, index, body))
+            writers.setdefault(name, []).append((where, body, appends))
 
     tracked = tracked_apps_files()
     for name in tracked:
-        found = writers.get(name, [])
-        if not found:
+        cells = writers.get(name, [])
+        if not cells:
             problems.append(f"{name}: no notebook cell writes it (add a %%writefile cell)")
             continue
-        if len(found) > 1:
-            places = ", ".join(where for where, _, _ in found)
-            problems.append(f"{name}: written by {len(found)} cells ({places}); keep one")
+        places = ", ".join(where for where, _, _ in cells)
+        starts = [where for where, _, appends in cells if not appends]
+        notebooks = {where.split(" cell ")[0] for where, _, _ in cells}
+        if starts != [cells[0][0]] or len(notebooks) > 1:
+            problems.append(
+                f"{name}: written by {places}; keep one %%writefile cell, then only "
+                "%%writefile -a cells, all in one notebook"
+            )
             continue
-        where, _, body = found[0]
         path = ROOT / name
         committed = normalise(path.read_bytes()) if path.exists() else b""
-        written = normalise(body.encode("utf-8"))
+        written = normalise("".join(body for _, body, _ in cells).encode("utf-8"))
         if committed != written:
-            diff = unified_diff(committed, written, name, where)
-            problems.append(f"{name}: differs from {where}; re-run the notebook\n{diff}")
+            diff = unified_diff(committed, written, name, places)
+            problems.append(f"{name}: differs from {places}; re-run the notebook\n{diff}")
     for name in sorted(set(writers) - set(tracked)):
         places = ", ".join(where for where, _, _ in writers[name])
         problems.append(f"{name}: written by {places}, but not committed (git add it)")
