@@ -91,6 +91,23 @@ def sync(targets: list[str]) -> None:
         print(f"updated {path.relative_to(ROOT)}")
 
 
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive writes to the same stream, as a notebook front end shows them."""
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output.output_type == "stream"
+            and previous is not None
+            and previous.output_type == "stream"
+            and previous.name == output.name
+        ):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def run(paths: list[Path]) -> None:
     """Execute notebooks in place, in ``notebooks/``, with this interpreter's kernel."""
     from nbclient import NotebookClient
@@ -105,8 +122,13 @@ def run(paths: list[Path]) -> None:
             kernel_name="python3",
             kernel_manager_class=current_environment_kernel_manager(),
             timeout=600,
+            record_timing=False,
             resources={"metadata": {"path": str(path.parent.resolve())}},
         ).execute()
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)  # no timestamps in committed notebooks
+            if cell.cell_type == "code":
+                cell.outputs = coalesce_streams(cell.outputs)
         nbformat.write(nb, path)
         print(f"ran {path}")
 

@@ -7,6 +7,7 @@ in one place; the models loaded once, before any request.
 
 from flask import Flask
 
+from apps.api import extensions
 from apps.api.config import load_settings
 from apps.api.errors import register_error_handlers
 from apps.api.jsonio import init_json
@@ -40,4 +41,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(docs.blueprint())
     for bp in (native.blueprint(), v2.blueprint(), mlflow.blueprint()):
         app.register_blueprint(protect(bp, limiter))
+    for extension in extensions.discover():
+        extension.init_app(app)
     return app
