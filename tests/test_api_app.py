@@ -568,7 +568,7 @@ def test_openapi_docs_and_metrics(client):
     with client.get("/docs") as response:
         assert response.status_code == 200 and response.mimetype == "text/html"
         assert "swagger-ui" in response.get_data(as_text=True)
-    with client.get("/docs/static/swagger-ui-bundle.js") as response:
+    with client.get("/docs/static/js/swagger-ui-bundle.js") as response:
         assert response.status_code == 200
     call(client, "POST", f"/v1/models/{CLASSIFIER}/predict", json={"record": RECORD})
     with client.get("/metrics") as response:

@@ -106,7 +106,7 @@ DIRECT = {
         "onnxruntime",
         "orjson",
         "prometheus_client",
-        "swagger_ui_bundle",
+        "flask-openapi3-swagger",
         "Werkzeug",  # Flask's, but imported by the API itself too
     ),
     "requirements-ui.txt": ("streamlit", "requests", "palmerpenguins", "numpy", "pandas"),
@@ -163,7 +163,7 @@ for name in ("species-classifier", "body-mass-regressor"):
     record = {column["name"]: penguin[column["name"]] for column in columns}
     answer = client.post(f"/v1/models/{name}/predict", json={"record": record})
     assert answer.status_code == 200, answer.get_json()
-assert client.get("/docs/static/swagger-ui.css").status_code == 200
+assert client.get("/docs/static/css/swagger-ui.css").status_code == 200
 assert client.get("/metrics").status_code == 200
 """
 UI_PROBE = """

@@ -1,5 +1,6 @@
 """The OpenAPI document, interactive docs served offline, and Prometheus metrics."""
 
+import importlib.util
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
@@ -9,9 +10,9 @@ from apps.api.openapi import build_openapi
 
 SWAGGER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Penguins model API</title>
-<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<link rel="stylesheet" href="/docs/static/css/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/js/swagger-ui-bundle.js"></script>
 <script src="/docs/static/swagger-initializer-local.js"></script>
 </body></html>
 """
@@ -19,6 +20,17 @@ SWAGGER_INIT = (
     "window.onload = () => { window.ui = SwaggerUIBundle("
     "{url: '/openapi.json', dom_id: '#swagger-ui'}); };\n"
 )
+
+
+def swagger_ui_folder() -> Path:
+    """Swagger UI 5's files, from the ``flask-openapi3-swagger`` package.
+
+    Version 5 is the first that reads OpenAPI 3.1, the version of our document. Only
+    the package's static files are used (found without importing it), so nothing is
+    fetched from a CDN and the docs work offline.
+    """
+    spec = importlib.util.find_spec("flask_openapi3_swagger")
+    return Path(spec.submodule_search_locations[0]) / "templates" / "swagger"
 
 
 def blueprint() -> Blueprint:
@@ -49,10 +61,8 @@ def blueprint() -> Blueprint:
 
     @bp.get("/docs/static/<path:filename>")
     def docs_static(filename: str):
-        """Swagger UI's own files, from the ``swagger_ui_bundle`` package."""
-        from swagger_ui_bundle import swagger_ui_path
-
-        return send_from_directory(Path(swagger_ui_path), filename)
+        """Swagger UI's own files (see :func:`swagger_ui_folder`)."""
+        return send_from_directory(swagger_ui_folder(), filename)
 
     @bp.get("/metrics")
     def metrics():
