@@ -113,10 +113,19 @@ def test_ready_lists_every_model_and_its_version(client):
         assert call(client, "GET", f"/v2/models/{name}/ready")[2] == {"name": name, "ready": True}
 
 
-def test_a_tampered_model_makes_the_api_not_ready(registry_copy, tmp_path):
-    onnx = registry_copy.resolve(CLASSIFIER) / "model.onnx"
-    onnx.write_bytes(onnx.read_bytes()[:-16] + b"\0" * 16)
-    client = make_app(MODELS_DIR=registry_copy.root).test_client()
+@pytest.mark.parametrize(
+    ("tampered", "backend"),
+    [
+        ("model.onnx", "onnx"),
+        # A file the backend does not read condemns the version too: someone wrote there.
+        ("model.joblib", "sklearn"),
+        ("model.joblib", "onnx"),
+    ],
+)
+def test_a_tampered_model_makes_the_api_not_ready(registry_copy, tmp_path, tampered, backend):
+    path = registry_copy.resolve(CLASSIFIER) / tampered
+    path.write_bytes(path.read_bytes()[:-16] + b"\0" * 16)
+    client = make_app(MODELS_DIR=registry_copy.root, BACKEND=backend).test_client()
 
     status, _, body = call(client, "GET", "/health/ready")
     assert status == 503

@@ -89,13 +89,52 @@ def test_unknown_files_are_refused(registry_copy):
     with pytest.raises(IntegrityError, match=r"not listed in the manifest: \['extra.pkl'\]"):
         registry_copy.verify("species-classifier")
 
+    (folder / "extra.pkl").unlink()
     manifest = Manifest.read(folder)
     del manifest.artifacts["model.joblib"]
     manifest.write(folder)
+    # model.joblib is now a file the manifest does not list: no backend loads the version.
+    for backend in ("onnx", "sklearn"):
+        with pytest.raises(IntegrityError, match=r"not listed in the manifest: \['model.joblib'\]"):
+            registry_copy.load("species-classifier", backend=backend)
+    (folder / "model.joblib").unlink()
     with pytest.raises(KeyError, match="no joblib file"):
         registry_copy.load("species-classifier", fmt="joblib")
-    with pytest.raises(IntegrityError, match="refusing an unknown file"):
-        registry_copy._read_verified(folder, manifest, "model.joblib")
+
+
+@pytest.mark.parametrize(
+    ("tampered", "backend"), [("model.joblib", "onnx"), ("model.onnx", "sklearn")]
+)
+def test_a_tampered_file_condemns_the_whole_version(registry_copy, tampered, backend):
+    """The API serving ONNX must not stay ready when someone swapped the joblib file."""
+    path = registry_copy.resolve("species-classifier") / tampered
+    path.write_bytes(path.read_bytes() + b"!")
+    with pytest.raises(IntegrityError, match=rf"{tampered} has sha256"):
+        registry_copy.load("species-classifier", backend=backend)
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil", "..", ".", "evil/..", "/tmp/evil", "a\\b", "", "x" * 101]
+)
+def test_a_model_name_must_be_a_plain_registry_entry(registry_copy, tmp_path, name):
+    """``load("../evil")`` must not load a model from outside the registry's folder."""
+    evil = tmp_path / "evil"
+    (evil / "1").mkdir(parents=True)
+    for item in registry_copy.resolve("species-classifier").iterdir():
+        (evil / "1" / item.name).write_bytes(item.read_bytes())
+    with pytest.raises(ModelNotFoundError, match="is not a model name"):
+        registry_copy.load(name, backend="onnx")
+
+
+def test_a_manifest_cannot_point_outside_its_folder(registry_copy):
+    folder = registry_copy.resolve("species-classifier")
+    manifest = Manifest.read(folder)
+    manifest.artifacts["../../body-mass-regressor/1/model.onnx"] = manifest.artifacts.pop(
+        "model.onnx"
+    )
+    manifest.write(folder)
+    with pytest.raises(IntegrityError, match="odd file names"):
+        registry_copy.verify("species-classifier")
 
 
 def test_scikit_learn_version_mismatch_is_refused_with_a_clear_message(registry_copy):

@@ -8,6 +8,7 @@ trusted types. Each refusal says what happened and how to fix it.
 
 import importlib.metadata
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,23 @@ def parse_version(version: object) -> int | None:
     """
     text = str(version)
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""A model's name, or a file name in a manifest: one plain name, no separators, never ``..``."""
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it can be a model's folder in the registry; refuse anything else.
+
+    Names come from URLs and command lines: ``../elsewhere`` must never reach a path, or
+    a caller could load (and unpickle) files from outside the registry.
+    """
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise ModelNotFoundError(
+            f"{str(name)[:64]!r} is not a model name: letters, digits, '.', '_' and '-' only"
+        )
+    return name
 
 
 FORMATS = {"sklearn": ("skops", "joblib"), "onnx": ("onnx",)}
@@ -127,7 +145,7 @@ class ModelRegistry:
 
     def versions(self, name: str) -> list[int]:
         """Versions of one model, oldest first."""
-        versions = self._versions(self.root / name)
+        versions = self._versions(self.root / check_name(name))
         if not versions:
             raise ModelNotFoundError(f"no model named '{name}'; available: {self.names()}")
         return versions
@@ -156,22 +174,29 @@ class ModelRegistry:
         return Manifest.read(self.resolve(name, version))
 
     def verify(self, name: str, version: int | str | None = None) -> Manifest:
-        """Check every file of a version against its manifest; raise on the first fault.
-
-        Files that the manifest does not list are refused too: an unknown file in a
-        model folder is as suspect as a changed one.
-        """
+        """Check every file of a version against its manifest; raise on the first fault."""
         folder = self.resolve(name, version)
         manifest = Manifest.read(folder)
+        self._verified_files(folder, manifest)
+        return manifest
+
+    def _verified_files(self, folder: Path, manifest: Manifest) -> dict[str, bytes]:
+        """Every file of a version folder, each checked against its pinned sha256.
+
+        A version is trusted as a whole: a file that the manifest does not list, or any
+        listed file that changed, condemns the version, even if the caller wants only
+        another of its files. A changed ``model.joblib`` says someone wrote to the folder.
+        """
+        odd = sorted(name for name in manifest.artifacts if not PLAIN_NAME.fullmatch(name))
+        if odd:
+            raise IntegrityError(f"{self._label(folder)}: the manifest lists odd file names {odd}")
         listed = set(manifest.artifacts) | {MANIFEST_FILE}
         unknown = sorted(p.name for p in folder.iterdir() if p.name not in listed)
         if unknown:
             raise IntegrityError(
                 f"{self._label(folder)}: files not listed in the manifest: {unknown}"
             )
-        for file_name in manifest.artifacts:
-            self._read_verified(folder, manifest, file_name)
-        return manifest
+        return {name: self._read_verified(folder, manifest, name) for name in manifest.artifacts}
 
     def _label(self, path: Path) -> str:
         """A path as ``name/version/file``: errors may reach clients, server paths may not."""
@@ -183,12 +208,7 @@ class ModelRegistry:
         The same bytes that were hashed are the ones deserialized, so the file cannot
         change between the check and the load.
         """
-        entry = manifest.artifacts.get(file_name)
-        if entry is None:
-            raise IntegrityError(
-                f"{self._label(folder / file_name)} is not listed in the manifest: "
-                "refusing an unknown file"
-            )
+        entry = manifest.artifacts[file_name]
         data = (folder / file_name).read_bytes()
         actual = sha256_bytes(data)
         if actual != entry["sha256"]:
@@ -221,7 +241,7 @@ class ModelRegistry:
             raise ValueError(f"the {backend} backend loads {FORMATS[backend]}, not {fmt!r}")
         folder = self.resolve(name, version)
         manifest = Manifest.read(folder)
-        data = self._read_verified(folder, manifest, manifest.artifact_for(fmt))
+        data = self._verified_files(folder, manifest)[manifest.artifact_for(fmt)]
         if backend == "sklearn":
             check_versions(manifest, ("scikit-learn", "numpy"), on_version_mismatch)
             loaded = (
