@@ -48,10 +48,15 @@ def components() -> dict:
     return yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
 
 
+@functools.cache
+def validator(schema_name: str) -> jsonschema.Draft202012Validator:
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": components()}
+    return jsonschema.Draft202012Validator(schema)
+
+
 def validate(schema_name: str, body: object) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``body`` follows the named schema."""
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": components()}
-    jsonschema.Draft202012Validator(schema).validate(body)
+    validator(schema_name).validate(body)
 
 
 def check_error(body: dict, kind: str = "infer") -> str:
