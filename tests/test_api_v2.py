@@ -243,8 +243,10 @@ def test_a_regressor_answers_binary_fp64(client):
 # --- metadata and the OpenAPI document ------------------------------------------------------
 
 
-def test_server_metadata_announces_the_binary_extension(client):
-    with client.get("/v2") as response:
+@pytest.mark.parametrize("path", ["/v2", "/v2/"])  # the specification writes both
+def test_server_metadata_announces_the_binary_extension(client, path):
+    with client.get(path) as response:
+        assert response.status_code == 200
         body = response.get_json()
     v2_protocol.validate("metadata_server_response", body)
     assert "binary_tensor_data" in body["extensions"]

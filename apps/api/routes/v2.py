@@ -55,8 +55,9 @@ def blueprint() -> Blueprint:
     bp = Blueprint("v2", __name__, url_prefix="/v2")
 
     @bp.get("")
+    @bp.get("/")  # the specification's OpenAPI document spells it /v2/
     def server_metadata():
-        """V2 server metadata."""
+        """V2 server metadata, with the extensions the server supports."""
         return jsonify(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
 
     @bp.get("/models/<name>")
