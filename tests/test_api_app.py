@@ -17,6 +17,7 @@ from apps.api.app import create_app
 from apps.api.config import load_settings
 from apps.api.observability import setup_json_logging
 
+from . import v2_protocol
 from .conftest import MODEL_NAMES, RECORD, as_records
 
 CLASSIFIER = "species-classifier"
@@ -73,10 +74,18 @@ def call(client, method: str, path: str, **kwargs) -> tuple[int, dict, dict]:
     """Send a request; return the status, the headers and the JSON body (closed response)."""
     with client.open(path, method=method, **kwargs) as response:
         assert response.content_type.startswith("application/json"), response.content_type
+        if path.startswith("/v2"):  # the protocol's own schemas, success or error
+            v2_protocol.check_answer(path, response.status_code, response.get_json())
         return response.status_code, response.headers, response.get_json()
 
 
-def assert_error(body: dict, status: int, code: str) -> dict:
+def assert_error(body: dict, status: int, code: str, path: str = "") -> dict:
+    """Our error shape; on the V2 routes, the protocol's. Returns the fields as ours has them."""
+    if path.startswith("/v2"):
+        message = v2_protocol.check_error(body)
+        assert set(body) <= {"error", "code", "request_id", "details"}
+        assert body["code"] == code and body["request_id"]
+        return {"status": status, "code": code, "message": message, **body}
     assert list(body) == ["error"]
     error = body["error"]
     assert (error["status"], error["code"]) == (status, code)
@@ -317,7 +326,7 @@ def test_health_docs_and_metrics_need_no_key(keyed, path):
 def test_401_without_a_key(keyed, method, path, body):
     status, headers, answer = call(keyed, method, path, json=body)
     assert status == 401
-    error = assert_error(answer, 401, "unauthorized")
+    error = assert_error(answer, 401, "unauthorized", path)
     assert "X-API-Key" in error["message"]
     assert headers["WWW-Authenticate"] == "ApiKey"
 
@@ -337,7 +346,7 @@ def test_401_without_a_key(keyed, method, path, body):
 def test_401_with_an_invalid_key(keyed, method, path, body, headers):
     status, _, answer = call(keyed, method, path, json=body, headers=headers)
     assert status == 401
-    assert assert_error(answer, 401, "unauthorized")["message"]
+    assert assert_error(answer, 401, "unauthorized", path)["message"]
     assert "key-one" not in json.dumps(answer)
 
 
@@ -491,7 +500,10 @@ def test_errors_are_json_without_traceback_or_input_data(client, method, path, k
     assert SECRET not in text
     assert "Traceback" not in text and 'File "' not in text
     assert "<html" not in text.lower() and "<!doctype" not in text.lower()
-    assert_error(json.loads(text), expected, json.loads(text)["error"]["code"])
+    body = json.loads(text)
+    assert_error(
+        body, expected, body["code"] if path.startswith("/v2") else body["error"]["code"], path
+    )
 
 
 def test_an_unexpected_failure_is_a_500_that_reveals_nothing(app, monkeypatch):

@@ -1,13 +1,16 @@
 """A catalogue of malformed and hostile requests, and the exact error each one gets.
 
 Every case runs twice: against the Flask test client and against the real gunicorn
-server. Whatever the request, the answer is a 4xx with the one JSON error shape
-``{"error": {"status", "code", "message", "request_id", ...}}``: never HTML, never a
-traceback, never a 500, and never the submitted values echoed back.
+server. Whatever the request, the answer is a 4xx with the API's JSON error shape
+``{"error": {"status", "code", "message", "request_id", ...}}``, or on the V2 routes
+the Open Inference Protocol's ``{"error": "<message>", "code", "request_id"}``,
+validated against the protocol's schema: never HTML, never a traceback, never a 500,
+and never the submitted values echoed back.
 """
 
 import json
 import re
+import struct
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,6 +18,7 @@ import requests
 
 from apps.api.app import create_app
 
+from . import v2_protocol
 from .conftest import RECORD
 from .servers import running_api
 
@@ -84,6 +88,36 @@ def tensor(name: str, data: list, datatype: str | None = None, shape=None) -> di
 def v2_body(rows: int = 1, **extra) -> dict:
     """A valid V2 request for ``rows`` copies of RECORD."""
     return {"inputs": [tensor(k, [v] * rows) for k, v in RECORD.items()], **extra}
+
+
+def with_mass(datatype: str, value: object) -> bytes:
+    """RECORD as V2 JSON, its body mass declared with another datatype."""
+    inputs = [tensor(k, [v]) for k, v in RECORD.items() if k != "body_mass_g"]
+    return as_json({"inputs": [*inputs, tensor("body_mass_g", [value], datatype)]})
+
+
+def binary(
+    inputs: list[dict], data: bytes, length: int | None = None, **headers
+) -> tuple[bytes, dict]:
+    """A body of the binary extension: the JSON, then ``data``; and its headers.
+
+    ``length`` is the JSON length the header announces (the true one by default).
+    """
+    header = as_json({"inputs": inputs})
+    length = len(header) if length is None else length
+    return header + data, {"Inference-Header-Content-Length": str(length), **headers}
+
+
+def binary_tensor(name: str, datatype: str, shape: list, size: int) -> dict:
+    """A tensor whose data are binary: ``size`` bytes after the JSON."""
+    return {"name": name, "datatype": datatype, "shape": shape,
+            "parameters": {"binary_data_size": size}}  # fmt: skip
+
+
+ISLAND = binary_tensor("island", "BYTES", [1], 9)
+ISLAND_DATA = b"\x05\x00\x00\x00Dream"
+MASS = binary_tensor("body_mass_g", "FP64", [1], 8)
+MASS_DATA = struct.pack("<d", 4000.0)
 
 
 CASES = [
@@ -240,9 +274,9 @@ CASES = [
          as_json({"inputs": [tensor("island", [["Dream", "Biscoe"]], shape=[1, 2])]}), JSON),
     Case("v2-data-not-an-array", "POST", V2, 400, "bad_request", "must be a JSON array",
          as_json({"inputs": [tensor("island", "Dream", shape=[1])]}), JSON),
-    Case("v2-unknown-output", "POST", V2, 400, "bad_request", "unknown outputs",
+    Case("v2-unknown-output", "POST", V2, 400, "bad_request", "unknown output",
          as_json(v2_body(outputs=[{"name": "predict_log_proba"}])), JSON),
-    Case("v2-proba-of-regressor", "POST", V2_REGRESSOR, 400, "bad_request", "unknown outputs",
+    Case("v2-proba-of-regressor", "POST", V2_REGRESSOR, 400, "bad_request", "unknown output",
          as_json({"inputs": [tensor("species", ["Adelie"]), tensor("island", ["Dream"])],
                   "outputs": [{"name": "predict_proba"}]}), JSON),
     Case("v2-unknown-top-level-key", "POST", V2, 400, "bad_request", "unknown top-level keys",
@@ -253,6 +287,80 @@ CASES = [
          "no model named", as_json(v2_body()), JSON),
     Case("v2-text-plain", "POST", V2, 415, "unsupported_media_type", "application/json",
          as_json(v2_body()), {"Content-Type": "text/plain"}),
+    Case("v2-gzip", "POST", V2, 415, "unsupported_media_type", "compressed",
+         as_json(v2_body()), {"Content-Encoding": "gzip"}),
+    Case("v2-below-minimum", "POST", V2, 422, "invalid_input", "must be at least",
+         with_mass("FP64", 1.5), JSON),
+    # --- V2: each datatype's data must agree with it (400, naming the input) ------------
+    Case("v2-int8-out-of-range", "POST", V2, 400, "bad_request",
+         "input 'body_mass_g': element 0 must be between -128 and 127", with_mass("INT8", 4000)),
+    Case("v2-int8-with-a-fraction", "POST", V2, 400, "bad_request",
+         "input 'body_mass_g': element 0 must be a whole number", with_mass("INT8", 4000.5)),
+    Case("v2-int16-with-a-fraction", "POST", V2, 400, "bad_request",
+         "input 'body_mass_g': element 0 must be a whole number", with_mass("INT16", 4000.5)),
+    Case("v2-int32-written-as-float", "POST", V2, 400, "bad_request", "must be a whole number",
+         with_mass("INT32", 4000.0)),
+    Case("v2-uint8-negative", "POST", V2, 400, "bad_request", "must be between 0 and 255",
+         with_mass("UINT8", -1)),
+    Case("v2-int64-too-large", "POST", V2, 400, "bad_request", "between",
+         with_mass("INT64", 2**63)),
+    Case("v2-fp16-too-large", "POST", V2, 400, "bad_request", "too large for FP16",
+         with_mass("FP16", 70000.0)),
+    Case("v2-fp64-string", "POST", V2, 400, "bad_request",
+         "input 'body_mass_g': element 0 must be a number", with_mass("FP64", SECRET)),
+    Case("v2-fp32-boolean", "POST", V2, 400, "bad_request", "must be a number",
+         with_mass("FP32", True)),
+    Case("v2-bool-for-a-number", "POST", V2, 400, "bad_request", "must have a number datatype",
+         with_mass("BOOL", True)),
+    Case("v2-bytes-not-a-string", "POST", V2, 400, "bad_request",
+         "input 'island': element 1 must be a string",
+         as_json({"inputs": [tensor("island", ["Dream", 4242])]})),
+    # --- V2: malformed binary tensor data ------------------------------------------------
+    Case("v2-binary-header-beyond-body", "POST", V2, 400, "bad_request", "the whole body has",
+         *binary([ISLAND], ISLAND_DATA, length=10_000)),
+    Case("v2-binary-header-not-a-number", "POST", V2, 400, "bad_request",
+         "Inference-Header-Content-Length header must be a number",
+         *binary([ISLAND], ISLAND_DATA, **{"Inference-Header-Content-Length": "12 bytes"})),
+    Case("v2-binary-header-cuts-the-json", "POST", V2, 400, "invalid_json", "not valid JSON",
+         *binary([ISLAND], ISLAND_DATA, length=20)),
+    Case("v2-binary-sizes-beyond-the-data", "POST", V2, 400, "bad_request",
+         "declare 17 bytes of binary data, but 9 follow", *binary([ISLAND, MASS], ISLAND_DATA)),
+    Case("v2-binary-bytes-left-over", "POST", V2, 400, "bad_request",
+         "declare 9 bytes of binary data, but 17 follow",
+         *binary([ISLAND], ISLAND_DATA + MASS_DATA)),
+    Case("v2-binary-without-the-header", "POST", V2, 400, "bad_request",
+         "need the Inference-Header-Content-Length header", as_json({"inputs": [MASS]})),
+    Case("v2-binary-size-against-shape", "POST", V2, 400, "bad_request",
+         "2 FP64 elements take 16 bytes",
+         *binary([binary_tensor("body_mass_g", "FP64", [2], 8)], MASS_DATA)),
+    Case("v2-binary-bytes-element-overruns", "POST", V2, 400, "bad_request",
+         "element 0 says 100 bytes, but only 5 remain",
+         *binary([binary_tensor("island", "BYTES", [1], 9)], b"\x64\x00\x00\x00Dream")),
+    Case("v2-binary-bytes-length-cut", "POST", V2, 400, "bad_request",
+         "element 1 is cut before its length",
+         *binary([binary_tensor("island", "BYTES", [2], 11)], ISLAND_DATA + b"\x05\x00")),
+    Case("v2-binary-bytes-extra-element", "POST", V2, 400, "bad_request",
+         "9 bytes are left after its 1 elements",
+         *binary([binary_tensor("island", "BYTES", [1], 18)], ISLAND_DATA * 2)),
+    Case("v2-binary-bytes-not-utf8", "POST", V2, 400, "bad_request", "not valid UTF-8",
+         *binary([ISLAND], b"\x05\x00\x00\x00Dr\xe9am")),
+    Case("v2-binary-and-json-data", "POST", V2, 400, "bad_request", "both 'data' and binary",
+         *binary([{**MASS, "data": [4000.0]}], MASS_DATA)),
+    Case("v2-binary-negative-size", "POST", V2, 400, "bad_request",
+         "binary_data_size must be a number of bytes",
+         *binary([binary_tensor("body_mass_g", "FP64", [1], -8)], b"")),
+    Case("v2-binary-as-csv", "POST", V2, 415, "unsupported_media_type", "octet-stream",
+         *binary([ISLAND], ISLAND_DATA, **{"Content-Type": "text/csv"})),
+    Case("v2-binary-output-not-a-flag", "POST", V2, 400, "bad_request",
+         "binary_data_output must be true or false",
+         as_json(v2_body(parameters={"binary_data_output": "yes"}))),
+    Case("v2-binary-data-not-a-flag", "POST", V2, 400, "bad_request",
+         "binary_data must be true or false",
+         as_json(v2_body(outputs=[{"name": "predict", "parameters": {"binary_data": 1}}]))),
+    Case("v2-output-asked-twice", "POST", V2, 400, "bad_request", "asked for twice",
+         as_json(v2_body(outputs=[{"name": "predict"}, {"name": "predict"}]))),
+    Case("v2-classification-extension", "POST", V2, 400, "bad_request", "classification",
+         as_json(v2_body(outputs=[{"name": "predict", "parameters": {"classification": 2}}]))),
     # --- MLflow scoring protocol --------------------------------------------------------
     Case("mlflow-two-layouts", "POST", MLFLOW, 400, "bad_request", "exactly one of",
          as_json({"dataframe_records": [RECORD], "instances": [RECORD]}), JSON),
@@ -306,8 +414,13 @@ def check_error(case: Case, status: int, content_type: str, headers, text: str) 
     assert "Traceback" not in text
     assert SECRET not in text  # no submitted value echoed back
     body = json.loads(text)
-    assert list(body) == ["error"]
-    error = body["error"]
+    if case.path.startswith("/v2"):
+        v2_protocol.check_error(body)
+        assert set(body) <= {"error", "code", "request_id", "details"}
+        error = {"status": case.status, **body, "message": body["error"]}
+    else:
+        assert list(body) == ["error"]
+        error = body["error"]
     assert error["status"] == case.status
     assert error["code"] == case.code
     assert case.message in error["message"]

@@ -36,6 +36,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
 from schemathesis.core.result import Ok
 
+from . import v2_protocol
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 MAX_EXAMPLES = 50  # per operation and mode: about 20 s in all on two cores
@@ -107,6 +109,12 @@ def operations(schema: schemathesis.BaseSchema) -> Iterator[schemathesis.APIOper
             raise result.err()  # InvalidSchema, naming the operation and the problem
 
 
+def check_v2_answer(path: str, response: requests.Response) -> None:
+    """A V2 route's JSON answer also follows the protocol's own schemas."""
+    if path.startswith("/v2") and response.headers.get("Content-Type") == "application/json":
+        v2_protocol.check_answer(path, response.status_code, response.json())
+
+
 def has_inputs(operation: schemathesis.APIOperation) -> bool:
     """True if a request to it has anything to get wrong (parameters or a body)."""
     return bool(list(operation.iter_parameters()) or list(operation.body))
@@ -132,6 +140,7 @@ def fuzz(
         sent += 1
         response = case.call(session=session, timeout=REQUEST_TIMEOUT)
         case.validate_response(response, checks=response_checks)
+        check_v2_answer(case.formatted_path, response)
 
     run()
     return sent
@@ -267,8 +276,9 @@ def test_every_model_has_its_paths_and_its_record_schema(document, api_url) -> N
 
 
 def test_every_answer_is_documented_as_json_and_errors_with_the_error_shape(document) -> None:
-    error_ref = "#/components/schemas/Error"
+    """Our routes' errors have our shape; the V2 routes' have the protocol's."""
     for path, item in document["paths"].items():
+        error_ref = "#/components/schemas/" + ("V2Error" if path.startswith("/v2") else "Error")
         for method, operation in item.items():
             label = f"{method.upper()} {path}"
             responses = operation["responses"]
@@ -320,7 +330,9 @@ def test_any_json_body_gets_a_json_answer_and_never_a_5xx(api_url, path: str) ->
             response = session.post(f"{api_url}{path}", json=body, timeout=REQUEST_TIMEOUT)
             assert response.headers["Content-Type"] == "application/json"
             assert response.status_code < 500, response.text
-            if response.status_code != 200:
+            if path.startswith("/v2"):
+                v2_protocol.check_answer(path, response.status_code, response.json())
+            elif response.status_code != 200:
                 assert response.json()["error"]["status"] == response.status_code
 
         run()

@@ -22,9 +22,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import jsonschema
 import pytest
 import requests
 
+from . import v2_protocol
 from .conftest import as_records
 from .servers import running_api
 
@@ -142,6 +144,10 @@ def check_answer(job: Job, response: requests.Response) -> str | None:
         return f"{job.kind}: HTTP {response.status_code}: {response.text[:200]}"
     body = response.json()
     if job.path.endswith("/infer"):
+        try:
+            v2_protocol.validate("inference_response", body)
+        except jsonschema.ValidationError as error:
+            return f"{job.kind}: not the protocol's inference_response: {error.message}"
         count = body["outputs"][0]["shape"][0]
     else:
         count = len(body["predictions"])

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.config import REPO_ROOT
 
+from . import v2_protocol
 from .conftest import RECORD, as_records
 from .servers import running_api
 
@@ -94,6 +95,7 @@ def v2(base_url: str, name: str, records: list[dict]) -> tuple[list, list]:
             }
         )
     body = post(f"{base_url}/v2/models/{name}/infer", json={"id": "batch-1", "inputs": inputs})
+    v2_protocol.validate("inference_response", body)
     assert (body["model_name"], body["model_version"], body["id"]) == (name, "1", "batch-1")
     outputs = {output["name"]: output for output in body["outputs"]}
     values = outputs["predict"]["data"]

@@ -3,11 +3,16 @@
 A client mistake gets a 4xx that names the problem; anything else is a 500 whose body
 says only that it is our fault, with the request id to quote. Never HTML, never a
 stack trace, never the client's input echoed back.
+
+Our own routes answer ``{"error": {"status", "code", "message", "request_id"}}``. The
+Open Inference Protocol's routes (``/v2...``) answer what its specification requires,
+``{"error": "<message>"}``, with our code and request id as extra keys: V2 clients show
+``error`` to their users as the message. The request id also travels in ``X-Request-ID``.
 """
 
 import logging
 
-from flask import Flask, current_app, g, jsonify
+from flask import Flask, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from apps.registry import ModelNotFoundError, ValidationError
@@ -32,20 +37,30 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def speaks_v2() -> bool:
+    """True for a request to the Open Inference Protocol's routes, known or not."""
+    return has_request_context() and (request.path == "/v2" or request.path.startswith("/v2/"))
+
+
 def error_response(
     status: int, code: str, message: str, details: list | None = None, headers: dict | None = None
 ):
-    """The one JSON shape of every error."""
-    body = {
-        "error": {
-            "status": status,
-            "code": code,
-            "message": message,
-            "request_id": g.get("request_id"),
+    """The JSON error: our shape, or the protocol's on the V2 routes."""
+    if speaks_v2():
+        body = {"error": message, "code": code, "request_id": g.get("request_id")}
+        if details:
+            body["details"] = details
+    else:
+        body = {
+            "error": {
+                "status": status,
+                "code": code,
+                "message": message,
+                "request_id": g.get("request_id"),
+            }
         }
-    }
-    if details:
-        body["error"]["details"] = details
+        if details:
+            body["error"]["details"] = details
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})

@@ -18,6 +18,11 @@ def loads(data: bytes | str) -> object:
     return orjson.loads(data)
 
 
+def dumps(value: object) -> bytes:
+    """Write JSON as the API's answers are written (NumPy values included)."""
+    return orjson.dumps(value, option=OPTIONS)
+
+
 class OrjsonProvider(JSONProvider):
     """Flask's ``jsonify`` and ``request.get_json`` backed by orjson; keys keep their order."""
 
@@ -29,7 +34,7 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args: object, **kwargs: object) -> Response:
         """A JSON response written straight to bytes (no round trip through ``str``)."""
-        body = orjson.dumps(self._prepare_response_obj(args, kwargs), option=OPTIONS)
+        body = dumps(self._prepare_response_obj(args, kwargs))
         return self._app.response_class(body, mimetype="application/json")
 
 

@@ -5,20 +5,21 @@ what the API accepts: each model gets its own paths with its own record schema.
 The test suite fuzzes the API from this document and checks every answer against it.
 """
 
-from apps.api.formats import V2_NUMERIC_TYPES
 from apps.api.security import API_KEY_HEADER
+from apps.api.v2_tensors import BINARY_HEADER, NUMBER_DATATYPES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+V2_ERROR = {"$ref": "#/components/schemas/V2Error"}
 
 
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _responses(ok: dict, *errors: int) -> dict:
+def _responses(ok: dict, *errors: int, error: dict = ERROR) -> dict:
     responses = {"200": {"description": "OK", **_json(ok)}}
     for status in errors:
-        responses[str(status)] = {"description": STATUS_TEXT[status], **_json(ERROR)}
+        responses[str(status)] = {"description": STATUS_TEXT[status], **_json(error)}
     return responses
 
 
@@ -107,15 +108,19 @@ def _model_paths(model, ref: str) -> dict:
             "responses": _responses(predict_answer, *PREDICT_ERRORS),
         }
     }
+    infer_responses = _responses(
+        {"$ref": "#/components/schemas/V2InferResponse"}, *PREDICT_ERRORS, error=V2_ERROR
+    )
+    infer_responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
     infer = {
         "post": {
             "summary": f"Open Inference Protocol inference with {name}",
+            "description": V2_INFER_DESCRIPTION,
             "tags": ["v2"],
             "security": secured,
+            "parameters": [BINARY_HEADER_PARAMETER],
             "requestBody": {"required": True, **_json(_v2_request_schema(model))},
-            "responses": _responses(
-                {"$ref": "#/components/schemas/V2InferResponse"}, *PREDICT_ERRORS
-            ),
+            "responses": infer_responses,
         }
     }
     paths = {
@@ -126,20 +131,45 @@ def _model_paths(model, ref: str) -> dict:
                 "summary": f"V2 metadata of {name}",
                 "tags": ["v2"],
                 "security": secured,
-                "responses": _responses({"type": "object"}, 401, 404, 429),
+                "responses": _responses(
+                    {"type": "object", "required": ["name", "platform", "inputs", "outputs"]},
+                    *(401, 404, 429),
+                    error=V2_ERROR,
+                ),
             }
         },
         f"/v2/models/{name}/ready": {
             "get": {
                 "summary": f"Is {name} ready",
                 "tags": ["v2"],
-                "responses": _responses({"type": "object"}, 404),
+                "responses": _responses({"type": "object"}, 404, error=V2_ERROR),
             }
         },
         f"/v2/models/{name}/infer": infer,
     }
     return paths | _versioned(paths, name)
 
+
+V2_INFER_DESCRIPTION = (
+    "The body is the inference request as JSON (a body without Content-Type is read as "
+    "JSON too, as tritonclient sends it). With the binary tensor data extension, the JSON "
+    f"is followed by the inputs' raw little-endian bytes, and the {BINARY_HEADER} header "
+    "gives the JSON's length; each such input says its size in parameters.binary_data_size. "
+    "Outputs asked for as binary (parameters.binary_data_output, or binary_data on an "
+    f"output) come back the same way: JSON, then bytes, with the {BINARY_HEADER} header."
+)
+BINARY_HEADER_PARAMETER = {
+    "name": BINARY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Binary tensor data extension: the length of the JSON that starts the body.",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+}
+BINARY_INPUT_PARAMETERS = {
+    "type": "object",
+    "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+}
+BINARY_ANSWER = {"schema": {"type": "string", "format": "binary"}}
 
 VERSION_PARAMETER = {
     "name": "version",
@@ -158,7 +188,7 @@ def _versioned(paths: dict, name: str) -> dict:
             method: {
                 **operation,
                 "summary": f"{operation['summary']} (one version)",
-                "parameters": [VERSION_PARAMETER],
+                "parameters": [*operation.get("parameters", []), VERSION_PARAMETER],
             }
             for method, operation in operations.items()
         }
@@ -170,18 +200,17 @@ def _v2_request_schema(model) -> dict:
     """A V2 request for this model: each input is one of its columns, with the right datatype."""
     tensors = []
     for column in model.schema.columns:
-        datatype = (
-            {"const": "BYTES"} if column.type == "category" else {"enum": sorted(V2_NUMERIC_TYPES)}
-        )
+        datatype = {"const": "BYTES"} if column.type == "category" else {"enum": NUMBER_DATATYPES}
         tensors.append(
             {
                 "type": "object",
-                "required": ["name", "shape", "datatype", "data"],
+                "required": ["name", "shape", "datatype"],
                 "properties": {
                     "name": {"const": column.name},
                     "datatype": datatype,
                     "shape": {"type": "array", "minItems": 1, "items": {"type": "integer"}},
                     "data": {"type": "array"},
+                    "parameters": BINARY_INPUT_PARAMETERS,
                 },
             }
         )
@@ -191,14 +220,23 @@ def _v2_request_schema(model) -> dict:
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string"},
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_output": {"type": "boolean"}},
+            },
             "inputs": {"type": "array", "minItems": 1, "items": {"oneOf": tensors}},
             "outputs": {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                        },
+                    },
                 },
             },
         },
@@ -227,6 +265,17 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
                         "details": {"type": "array", "items": {"type": "object"}},
                     },
                 }
+            },
+        },
+        "V2Error": {
+            "type": "object",
+            "description": "The Open Inference Protocol's error: the message in 'error'.",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string"},
+                "code": {"type": "string"},
+                "request_id": {"type": ["string", "null"]},
+                "details": {"type": "array", "items": {"type": "object"}},
             },
         },
         "ModelMetadata": {
@@ -295,7 +344,9 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
                 "tags": ["v2"],
                 "security": [{"ApiKey": []}],
                 "responses": _responses(
-                    {"type": "object", "required": ["name", "version", "extensions"]}, 401, 429
+                    {"type": "object", "required": ["name", "version", "extensions"]},
+                    *(401, 429),
+                    error=V2_ERROR,
                 ),
             }
         },

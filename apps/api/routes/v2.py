@@ -1,18 +1,21 @@
 """The Open Inference Protocol (V2) REST API, as KServe, Triton and MLServer speak it.
 
 Existing V2 clients (tritonclient, MLServer's codecs, KServe's SDK) work unchanged:
-each column of the model is one named input tensor, as MLServer's pandas codec sends.
+each column of the model is one named input tensor, as MLServer's pandas codec sends,
+as JSON or as binary tensor data. Errors on these routes take the protocol's shape,
+``{"error": "<message>"}`` (see :mod:`apps.api.errors`).
 """
 
 from flask import Blueprint, current_app, jsonify
 
-from apps.api.formats import (
-    json_body,
-    v2_input_metadata,
-    v2_output_metadata,
-    v2_outputs,
-    v2_records,
+from apps.api.v2_inference import (
+    input_metadata,
+    model_outputs,
+    output_choice,
+    output_metadata,
+    request_records,
 )
+from apps.api.v2_tensors import EXTENSIONS, encode, read_infer_request, tensor_response
 
 SERVER_NAME = "penguins-deploy"
 SERVER_VERSION = "0.1.0"
@@ -52,9 +55,10 @@ def blueprint() -> Blueprint:
     bp = Blueprint("v2", __name__, url_prefix="/v2")
 
     @bp.get("")
+    @bp.get("/")  # the specification's OpenAPI document spells it /v2/
     def server_metadata():
-        """V2 server metadata."""
-        return jsonify(name=SERVER_NAME, version=SERVER_VERSION, extensions=[])
+        """V2 server metadata, with the extensions the server supports."""
+        return jsonify(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
 
     @bp.get("/models/<name>")
     @bp.get("/models/<name>/versions/<version>")
@@ -66,8 +70,8 @@ def blueprint() -> Blueprint:
             name=model.name,
             versions=versions,
             platform=f"{_service().backend}",
-            inputs=v2_input_metadata(model.schema),
-            outputs=v2_output_metadata(model),
+            inputs=input_metadata(model.schema),
+            outputs=output_metadata(model),
         )
 
     @bp.post("/models/<name>/infer")
@@ -75,16 +79,14 @@ def blueprint() -> Blueprint:
     def infer(name: str, version: str | None = None):
         """V2 inference: the same validation and prediction as the native route."""
         model = _service().get(name, version)
-        body = json_body()
-        records, wanted = v2_records(body, model.schema)
+        body, binary = read_infer_request()
+        records = request_records(body, binary, model.schema)
+        choice = output_choice(body, model)
         prediction = _service().predict(model, records)
-        response = {
-            "model_name": model.name,
-            "model_version": str(model.version),
-            "outputs": v2_outputs(model, prediction.outputs, prediction.probabilities, wanted),
-        }
+        outputs, blobs = encode(model_outputs(model, prediction, choice))
+        answer = {"model_name": model.name, "model_version": str(model.version), "outputs": outputs}
         if isinstance(body.get("id"), str):
-            response["id"] = body["id"]
-        return jsonify(response)
+            answer["id"] = body["id"]
+        return tensor_response(answer, blobs)
 
     return bp
