@@ -228,6 +228,14 @@ BIG_CSV = (",".join(RECORD) + "\n" + CSV_ROW * 9_500).encode()
 BIG_LIMITS = {"API_MAX_CSV_BYTES": str(8 * MIB), "API_MAX_RECORDS": "20000"}
 
 
+SERVERS = [
+    pytest.param(
+        "gunicorn", marks=pytest.mark.skipif(os.name == "nt", reason="no gunicorn on Windows")
+    ),
+    "waitress",
+]
+
+
 def in_chunks(data: bytes, size: int = 64 * 1024):
     """A generator body: ``requests`` sends it with ``Transfer-Encoding: chunked``."""
     for start in range(0, len(data), size):
@@ -261,8 +269,7 @@ def curl_chunked(url: str, body: bytes, content_type: str, tmp_path) -> tuple[in
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.name == "nt", reason="gunicorn cannot run on Windows")
-@pytest.mark.parametrize("server", ["gunicorn", "waitress"])
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_chunked_upload_over_the_limit_gets_413_not_fewer_answers(server, tmp_path):
     """The reported case: 9,500 rows in 8.7 MB, chunked, once got 9,178 answers and a 200."""
     assert len(BIG_CSV) > 8 * MIB
@@ -286,8 +293,7 @@ def test_a_chunked_upload_over_the_limit_gets_413_not_fewer_answers(server, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.name == "nt", reason="gunicorn cannot run on Windows")
-@pytest.mark.parametrize("server", ["gunicorn", "waitress"])
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_chunked_json_body_is_cut_at_no_byte(server, tmp_path):
     """At the limit exactly: 200; one byte more: 413, with requests and with curl."""
     limit = 4096

@@ -106,6 +106,7 @@ def ours(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("api-"))
 
 
+@pytest.mark.skipif(os.name == "nt", reason="waitress (one process) needs no shared folder")
 def test_a_stopped_server_leaves_no_folder_behind(private_tmp):
     env = {"API_BACKEND": "onnx", "TMPDIR": str(private_tmp), "API_RATE_LIMIT": "100/minute"}
     with running_api(env):

@@ -54,10 +54,12 @@ class SQLiteStorage(Storage):
             raise ValueError(f"a SQLite storage URI is sqlite:///<path>, not {uri!r}")
         self._local = threading.local()
         self._increments = 0
-        with self._connect() as connection:  # the file and its table exist before any fork
+        connection = self._connect()  # the file and its table exist before any fork
+        try:
             connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
             connection.execute(SCHEMA)
-        connection.close()
+        finally:
+            connection.close()
 
     @property
     def base_exceptions(self) -> type[Exception]:
