@@ -39,12 +39,14 @@ def running_api(
     log_path: Path | None = None,
     startup_seconds: float = 60,
     python_args: Sequence[str] = (),
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """Run ``python -m apps.api`` with extra environment; yield its base URL.
 
     ``server`` is ``gunicorn`` or ``waitress`` (default: gunicorn, or waitress on
     Windows). ``python_args`` go between the interpreter and ``-m apps.api``: a wrapper
-    script given there receives ``-m apps.api --host ...`` as its own arguments.
+    script given there receives ``-m apps.api --host ...`` as its own arguments. ``host``
+    is the address to listen on; the server is always called on 127.0.0.1.
     """
     server = server or DEFAULT_SERVER
     port = free_port()
@@ -55,7 +57,7 @@ def running_api(
         "-m",
         "apps.api",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--server",

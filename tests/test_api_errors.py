@@ -392,6 +392,25 @@ CASES = [
          "text/csv", f"{CSV_HEADER}\n{CSV_ROW}\n".encode(), {"Content-Type": "application/xml"}),
     Case("mlflow-no-content-type", "POST", MLFLOW, 415, "unsupported_media_type", "text/csv",
          record()),
+    Case("mlflow-duplicate-column", "POST", MLFLOW, 400, "bad_request",
+         "names the column 'island' twice",
+         as_json({"dataframe_split": {"columns": ["island", "island", "sex"],
+                                      "data": [["Biscoe", "Dream", "male"]]}}), JSON),
+    Case("mlflow-csv-duplicate-column", "POST", MLFLOW, 400, "bad_request",
+         "names the column 'island' twice", b"island,island,sex\nBiscoe,Dream,male\n", CSV),
+    Case("too-many-records-mlflow-columns", "POST", MLFLOW, 413, "too_many_records",
+         f"at most {MAX_RECORDS}", as_json({"inputs": {"island": ["Dream"] * 6}}), JSON,
+         limited=True),
+    Case("too-many-values", "POST", NATIVE, 413, "too_many_values",
+         f"at most {MAX_RECORDS} records", b'{"records": [' + b"{}," * 200 + b"{}]}", JSON,
+         limited=True),
+    # --- routing never redirects (a redirect would go to the host the request names) ----
+    Case("merged-slashes", "GET", "/v1//models", 404, "not_found", "not found",
+         headers={"Host": "evil.example"}),
+    Case("merged-slashes-predict", "POST", "/v1/models//species-classifier/predict", 404,
+         "not_found", "not found", record(), {**JSON, "Host": "evil.example"}),
+    Case("invented-method", "BREW", "/v1/models", 405, "method_not_allowed", "not allowed",
+         allow=("GET",)),
 ]  # fmt: skip
 
 
@@ -411,6 +430,7 @@ def check_error(case: Case, status: int, content_type: str, headers, text: str) 
     assert status == case.status, text[:500]
     assert content_type.split(";")[0].strip() == "application/json"
     assert "<html" not in text.lower()
+    assert "Location" not in headers  # never a redirect
     assert "Traceback" not in text
     assert SECRET not in text  # no submitted value echoed back
     body = json.loads(text)

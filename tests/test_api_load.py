@@ -248,6 +248,7 @@ def load_run(penguins, tmp_path_factory) -> Run:
     env = {
         "API_BACKEND": "onnx",
         "API_WORKERS": "2",
+        "API_MAX_REQUESTS": "0",  # no recycling: a fresh worker would hide a leak
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
         MARKER: token,

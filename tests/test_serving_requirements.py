@@ -108,6 +108,7 @@ DIRECT = {
         "prometheus_client",
         "flask-openapi3-swagger",
         "Werkzeug",  # Flask's, but imported by the API itself too
+        "limits",  # Flask-Limiter's, but the API's SQLite store is a limits storage
     ),
     "requirements-ui.txt": ("streamlit", "requests", "palmerpenguins", "numpy", "pandas"),
 }

@@ -20,8 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "waitress":
         from waitress import serve
 
+        from apps.api.security import warn_if_open
         from apps.api.wsgi import app
 
+        warn_if_open([args.host], app.config["API_KEYS"])
         serve(app, host=args.host, port=args.port, threads=int(os.environ.get("API_THREADS", "4")))
         return 0
     os.environ["API_BIND"] = f"{args.host}:{args.port}"

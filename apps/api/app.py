@@ -8,6 +8,7 @@ in one place; the models loaded once, before any request.
 from flask import Flask
 
 from apps.api import extensions
+from apps.api.bodies import init_bodies
 from apps.api.config import load_settings
 from apps.api.errors import register_error_handlers
 from apps.api.jsonio import init_json
@@ -21,8 +22,12 @@ from apps.registry import ModelRegistry
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the API; ``test_config`` overrides settings (see :mod:`apps.api.config`)."""
     app = Flask(__name__)
+    # Routing never redirects: for "/v1//models" Werkzeug would answer a 308 in HTML to
+    # a URL built from the request's Host header, which makes an open redirect.
+    app.url_map.merge_slashes = app.url_map.strict_slashes = False
     app.config.update(load_settings(test_config))
     init_json(app)
+    init_bodies(app)
 
     service = ModelService(
         ModelRegistry(app.config["MODELS_DIR"]),

@@ -17,8 +17,10 @@ DEFAULTS = {
     "BACKEND": "onnx",  # onnx (fast, no scikit-learn needed) or sklearn
     "API_KEYS": (),  # no keys: no authentication (fine on a laptop, not in production)
     "MAX_RECORDS": 10_000,  # records per request
-    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # bytes per request body (Flask enforces it)
+    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # bytes per request body (JSON)
+    "MAX_CSV_BYTES": 2 * 1024 * 1024,  # bytes per CSV body: CSV packs a record in fewer bytes
     "RATE_LIMIT": None,  # e.g. "100/minute" per API key (or client address); None: off
+    "RATE_LIMIT_STORAGE": None,  # where the counts live; None: this process's memory
     "CORS_ORIGINS": (),  # origins allowed to call from a browser; empty: CORS off
 }
 
@@ -29,21 +31,43 @@ ENVIRONMENT = {
     "API_BACKEND": ("BACKEND", str),
     "API_MAX_RECORDS": ("MAX_RECORDS", int),
     "API_MAX_BODY_BYTES": ("MAX_CONTENT_LENGTH", int),
+    "API_MAX_CSV_BYTES": ("MAX_CSV_BYTES", int),
     "API_RATE_LIMIT": ("RATE_LIMIT", str),
+    "API_RATE_LIMIT_STORAGE": ("RATE_LIMIT_STORAGE", str),
     "API_CORS_ORIGINS": ("CORS_ORIGINS", lambda v: [o.strip() for o in v.split(",") if o.strip()]),
 }
+"""Each variable and the setting it sets. ``API_RATE_LIMIT_STORAGE`` takes a URI:
+``memory://`` (one process), ``sqlite:///path/to/file`` (the processes of one machine;
+what ``python -m apps.api`` uses with gunicorn unless told otherwise) or
+``redis://host:6379`` (several machines)."""
+
+
+class SettingsError(ValueError):
+    """A setting that the server must not start with; the message says how to fix it."""
 
 
 def api_keys_from(environ: dict) -> tuple[str, ...]:
     """Keys from ``API_KEYS`` (comma-separated) and ``API_KEYS_FILE`` (one per line).
 
-    The file form suits Docker and Kubernetes secrets, which are mounted as files.
+    The file form suits Docker and Kubernetes secrets, which are mounted as files. A
+    key file that holds no key is an error, not "no authentication": an empty secret
+    (a command that failed while writing it, say) must not open every route.
     """
     keys = [k.strip() for k in environ.get("API_KEYS", "").split(",")]
     if environ.get("API_KEYS_FILE"):
-        text = Path(environ["API_KEYS_FILE"]).read_text(encoding="utf-8")
+        path = Path(environ["API_KEYS_FILE"])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SettingsError(f"API_KEYS_FILE: cannot read {path}: {error.strerror}") from None
         lines = (line.strip() for line in text.splitlines())
-        keys += [line for line in lines if not line.startswith("#")]
+        from_file = [line for line in lines if line and not line.startswith("#")]
+        if not from_file:
+            raise SettingsError(
+                f"API_KEYS_FILE names {path}, which holds no key (only blank lines or "
+                "comments): write one key per line, or unset API_KEYS_FILE to run without keys"
+            )
+        keys += from_file
     return tuple(k for k in keys if k)
 
 
@@ -53,10 +77,13 @@ def load_settings(overrides: dict | None = None, environ: dict | None = None) ->
     settings = dict(DEFAULTS)
     for variable, (key, parse) in ENVIRONMENT.items():
         if environ.get(variable):
-            settings[key] = parse(environ[variable])
+            try:
+                settings[key] = parse(environ[variable])
+            except ValueError:
+                raise SettingsError(f"{variable}={environ[variable]!r} is not valid") from None
     settings["API_KEYS"] = api_keys_from(environ) or settings["API_KEYS"]
     settings.update(overrides or {})
     settings["MODELS_DIR"] = Path(settings["MODELS_DIR"] or models_dir())
     if settings["BACKEND"] not in ("onnx", "sklearn"):
-        raise ValueError(f"API_BACKEND must be 'onnx' or 'sklearn', not {settings['BACKEND']!r}")
+        raise SettingsError(f"API_BACKEND must be 'onnx' or 'sklearn', not {settings['BACKEND']!r}")
     return settings

@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from flask import request
 
 from apps.api import jsonio
-from apps.api.errors import ApiError
-from apps.registry import InputSchema
-from apps.registry.tabular import CsvError, read_csv
+from apps.api.bodies import json_bytes
+from apps.api.errors import ApiError, shorten, too_many_records
+
+SHOWN_NAMES = 10
+"""How many unknown names an error message quotes: the client sent them, it has the rest."""
 
 
 def bad_request(message: str) -> ApiError:
@@ -36,7 +38,9 @@ def _object(body: object, what: str) -> Mapping:
 def _no_extra_keys(body: Mapping, allowed: set[str]) -> None:
     extra = sorted(set(body) - allowed)
     if extra:
-        raise bad_request(f"unknown top-level keys {extra}; allowed: {sorted(allowed)}")
+        shown = [shorten(key) for key in extra[:SHOWN_NAMES]]
+        more = f" and {len(extra) - SHOWN_NAMES} more" if len(extra) > SHOWN_NAMES else ""
+        raise bad_request(f"unknown top-level keys {shown}{more}; allowed: {sorted(allowed)}")
 
 
 def parse_json(data: bytes) -> object:
@@ -63,7 +67,7 @@ def json_body(untyped_is_json: bool = False) -> object:
             "unsupported_media_type",
             f"send Content-Type: application/json, not {request.mimetype or 'nothing'!r}",
         )
-    return parse_json(request.get_data())
+    return parse_json(json_bytes())
 
 
 # --- native -------------------------------------------------------------------------
@@ -87,8 +91,11 @@ def native_records(body: object) -> list:
 MLFLOW_KEYS = {"dataframe_split", "dataframe_records", "instances", "inputs"}
 
 
-def mlflow_json_records(body: object) -> list:
-    """Records from one of MLflow's four JSON layouts (``params`` is accepted and ignored)."""
+def mlflow_json_records(body: object, max_records: int) -> list:
+    """Records from one of MLflow's four JSON layouts (``params`` is accepted and ignored).
+
+    Column lists are checked against ``max_records`` before records are built from them.
+    """
     body = _object(body, f"with one of {sorted(MLFLOW_KEYS)}")
     _no_extra_keys(body, MLFLOW_KEYS | {"params"})
     keys = MLFLOW_KEYS & set(body)
@@ -102,6 +109,7 @@ def mlflow_json_records(body: object) -> list:
         columns, data = payload.get("columns"), payload.get("data")
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise bad_request("dataframe_split.columns must be a list of column names")
+        _no_duplicates(columns, "dataframe_split.columns")
         if not isinstance(data, list) or not all(
             isinstance(row, list) and len(row) == len(columns) for row in data
         ):
@@ -119,13 +127,16 @@ def mlflow_json_records(body: object) -> list:
         if len(lengths) != 1:
             raise bad_request(f"{key}: all columns must have the same length")
         (rows,) = lengths
+        if rows > max_records:
+            raise too_many_records(str(rows), max_records)
         return [{name: values[i] for name, values in payload.items()} for i in range(rows)]
     raise bad_request(f"{key} must be a list of records or an object of column lists")
 
 
-def csv_records(text: str, schema: InputSchema) -> list[dict]:
-    """Records from CSV with a header row (see :mod:`apps.registry.tabular`); 400 if unreadable."""
-    try:
-        return read_csv(text, schema)
-    except CsvError as error:
-        raise bad_request(str(error)) from None
+def _no_duplicates(names: list[str], where: str) -> None:
+    """Refuse a column named twice: building records would keep only its last value."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise bad_request(f"{where} names the column '{shorten(name)}' twice")
+        seen.add(name)

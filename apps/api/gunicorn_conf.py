@@ -5,6 +5,7 @@ Workers and threads come from the environment so that one image fits any machine
 a broken model stops the server at start, and workers share the loaded memory.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -21,21 +22,55 @@ keepalive = 5
 # own 414 page before the app can answer in JSON. Put a proxy in front to do better.
 limit_request_line = 8190
 control_socket_disable = True  # no control socket in the user's home folder
-max_requests = int(os.environ.get("API_MAX_REQUESTS", "0"))  # >0 recycles workers
+# A safety net: each worker is replaced by a fresh fork after about this many requests
+# (0: never), so memory that a worker's allocator keeps after a large request returns
+# to the system. The jitter spreads the restarts so workers never restart together.
+max_requests = int(os.environ.get("API_MAX_REQUESTS", "10000"))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs every request itself, as JSON with the request id
 errorlog = "-"
 
+
+def _run_folder() -> str:
+    """A folder for the files the workers share, removed when this process exits.
+
+    It is made as the master reads this file, before the app loads, and removed at
+    the master's exit, however it ends: a stop, a failed start, an error. Workers
+    leave it alone (their pid differs).
+    """
+    folder = tempfile.mkdtemp(prefix="api-server-")
+    master = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == master:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+    return folder
+
+
 # Prometheus counts live in each worker; in multiprocess mode they are summed at
-# /metrics. The folder must exist, and be set, before prometheus_client is imported.
-_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="api-metrics-"))
+# /metrics. The folder must be set before prometheus_client is imported. Rate-limit
+# counts must be shared too, or each worker would grant a budget of its own: a SQLite
+# file does that on one machine (apps/api/limiter_storage.py). A folder or a store set
+# by the caller is the caller's.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or not os.environ.get("API_RATE_LIMIT_STORAGE"):
+    _RUN_FOLDER = _run_folder()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(_RUN_FOLDER, "metrics")
+        os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if not os.environ.get("API_RATE_LIMIT_STORAGE"):
+        counts = os.path.join(_RUN_FOLDER, "rate-limits.sqlite")
+        os.environ["API_RATE_LIMIT_STORAGE"] = "sqlite:///" + counts
 
 
-def on_exit(server):
-    """Remove the metrics folder we made (one set by the caller is the caller's)."""
-    if _OWN_METRICS_DIR:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+def when_ready(server):
+    """Warn, once the server listens, if it answers beyond this machine without keys."""
+    from apps.api.config import load_settings
+    from apps.api.security import warn_if_open
+
+    hosts = [address[0] for address in server.cfg.address if isinstance(address, tuple)]
+    warn_if_open(hosts, load_settings()["API_KEYS"])
 
 
 def worker_exit(server, worker):

@@ -16,6 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+"""HTTP's methods. Any other name a client invents is counted as ``other``: every label
+value is a new time series, and clients must not be able to create them without end."""
 
 REQUESTS = Counter("api_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -81,7 +86,8 @@ def init_observability(app: Flask) -> None:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "unmatched"
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
         LATENCY.labels(route).observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
@@ -89,7 +95,7 @@ def init_observability(app: Flask) -> None:
                 extra={
                     "fields": {
                         "request_id": g.get("request_id"),
-                        "method": request.method,
+                        "method": method,
                         "route": route,
                         "status": response.status_code,
                         "duration_ms": round(elapsed * 1000, 3),

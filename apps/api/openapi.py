@@ -5,6 +5,8 @@ what the API accepts: each model gets its own paths with its own record schema.
 The test suite fuzzes the API from this document and checks every answer against it.
 """
 
+import copy
+
 from apps.api.security import API_KEY_HEADER
 from apps.api.v2_tensors import BINARY_HEADER, NUMBER_DATATYPES
 
@@ -446,3 +448,56 @@ def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
                 operation.pop("security", None)
                 operation["responses"].pop("401", None)
     return document
+
+
+HIDDEN = (
+    "The model's own schema is shown to API key holders only: send your key with "
+    "GET /openapi.json (or read GET /v1/models/{name})."
+)
+PUBLIC_RECORD = {"type": "object", "description": HIDDEN}
+PUBLIC_V2_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "description": HIDDEN,
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer"}},
+                    "data": {"type": "array"},
+                },
+            },
+        },
+        "outputs": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def public_view(document: dict) -> dict:
+    """The document for readers without a key, on a server that has keys.
+
+    What a key protects is what the models are: their input schemas and classes, as
+    the metadata routes give them. The routes, the formats and the model names (which
+    readiness probes report too) stay public. So the records, the Open Inference
+    Protocol inputs and the predictions become plain objects here.
+    """
+    public = copy.deepcopy(document)
+    schemas = public["components"]["schemas"]
+    for name in [n for n in schemas if n.endswith("Record")]:
+        schemas[name] = PUBLIC_RECORD
+    for path, operations in public["paths"].items():
+        for operation in operations.values():
+            if path.endswith("/infer"):
+                operation["requestBody"] = {"required": True, **_json(PUBLIC_V2_REQUEST)}
+            if path.endswith("/predict"):
+                answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+                answer["properties"]["predictions"]["items"] = {"type": "object"}
+    return public

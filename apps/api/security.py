@@ -6,14 +6,19 @@ guessed key was right. Health routes stay open: probes carry no keys.
 
 import hashlib
 import hmac
+import ipaddress
+import logging
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from apps.api import limiter_storage  # noqa: F401 - registers the sqlite:// store
+from apps.api.config import SettingsError
 from apps.api.errors import ApiError
 
 API_KEY_HEADER = "X-API-Key"
+log = logging.getLogger(__name__)
 
 
 def presented_key() -> str:
@@ -80,15 +85,23 @@ def protect(blueprint: Blueprint, limiter: Limiter) -> Blueprint:
 def init_security(app: Flask) -> Limiter:
     """Create the app's rate limiter, and enable CORS only for the origins configured.
 
-    The limiter keeps its counts in process memory: with several gunicorn workers each
-    counts on its own, so the effective limit is up to workers x the setting. Point
-    ``RATELIMIT_STORAGE_URI`` at Redis to share counts across workers and machines.
+    The counts live where ``RATE_LIMIT_STORAGE`` says; by default in this process's
+    memory, which is right for one process (waitress, the test client) and wrong for
+    several: each gunicorn worker would count on its own, and grant the whole budget.
+    ``python -m apps.api`` therefore gives gunicorn's workers a shared SQLite file
+    (see ``gunicorn_conf.py``), and Redis shares the counts across machines. A store
+    that does not answer stops the server at start, not at the first request.
     """
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATE_LIMIT_STORAGE"] or "memory://"
     # With no limit set, the limiter's hook is switched off entirely: it costs time
     # on every request even when it has nothing to count.
     app.config.setdefault("RATELIMIT_ENABLED", bool(app.config["RATE_LIMIT"]))
     limiter = Limiter(key_func=rate_limit_key, app=app, headers_enabled=True)
+    if app.config["RATELIMIT_ENABLED"]:
+        scheme = app.config["RATELIMIT_STORAGE_URI"].partition(":")[0]
+        if not limiter.storage.check():
+            raise SettingsError(f"the rate-limit store ({scheme}) does not answer")
+        log.info("rate limit %s per client, counted in %s", app.config["RATE_LIMIT"], scheme)
     if app.config["CORS_ORIGINS"]:
         from flask_cors import CORS
 
@@ -98,3 +111,24 @@ def init_security(app: Flask) -> Limiter:
             allow_headers=["Content-Type", API_KEY_HEADER, "Authorization", "X-Request-ID"],
         )
     return limiter
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine (127.0.0.1, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name, or "" (every interface)
+        return False
+
+
+def warn_if_open(hosts: list[str], keys: tuple[str, ...]) -> None:
+    """Log a warning if the server listens beyond this machine with no API keys."""
+    exposed = sorted({host or "every interface" for host in hosts if not is_loopback(host)})
+    if exposed and not keys:
+        log.warning(
+            "no API keys are configured and the server listens on %s: anyone who can "
+            "reach it can use the models; set API_KEYS or API_KEYS_FILE",
+            ", ".join(exposed),
+        )

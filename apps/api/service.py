@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from apps.api.errors import ApiError
+from apps.api.errors import ApiError, shorten, too_many_records
 from apps.registry import (
     LoadedModel,
     ModelNotFoundError,
@@ -22,11 +22,6 @@ from apps.registry import (
 from apps.registry.loader import parse_version
 
 log = logging.getLogger(__name__)
-
-
-def shorten(text: str, limit: int = 64) -> str:
-    """A client-supplied name cut to a readable length before it goes into a message."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ModelService:
@@ -63,6 +58,11 @@ class ModelService:
                 self.problems.append(f"{name}: {error}")
 
     @property
+    def widest(self) -> int:
+        """The most input columns of any model served: it bounds what a request can hold."""
+        return max((len(m.schema.columns) for m in self.models.values()), default=1)
+
+    @property
     def ready(self) -> bool:
         """True only when every configured model loaded and passed its checks."""
         return not self.problems and all(name in self.latest for name in self.names)
@@ -88,11 +88,7 @@ class ModelService:
         if not isinstance(records, list):
             raise ApiError(400, "bad_request", "records must be a JSON array of objects")
         if len(records) > self.max_records:
-            raise ApiError(
-                413,
-                "too_many_records",
-                f"{len(records)} records sent; at most {self.max_records} per request",
-            )
+            raise too_many_records(str(len(records)), self.max_records)
         prediction = model.answer(model.schema.validate(records))
         self._count(model, prediction.outputs, prediction.probabilities is not None)
         return prediction

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from apps.api.errors import shorten, too_many_records
 from apps.api.formats import bad_request
-from apps.api.service import shorten
 from apps.api.v2_tensors import NUMBER_DATATYPES, decode, split_binary
 from apps.registry import InputSchema, LoadedModel, Prediction
 from apps.registry.schema import Column
@@ -56,10 +56,13 @@ def _flag(parameters: Mapping, key: str, where: str) -> bool | None:
     return value
 
 
-def request_records(body: object, binary: bytes | None, schema: InputSchema) -> list[dict]:
+def request_records(
+    body: object, binary: bytes | None, schema: InputSchema, max_records: int
+) -> list[dict]:
     """The request's inputs as records, one per row: the schema's input.
 
     ``binary`` is the binary tensor data after the JSON (None without the extension).
+    More rows than ``max_records`` are refused before any record is built.
     """
     body = _object(body, 'the inference request (with "inputs")')
     extra = sorted(set(body) - REQUEST_KEYS)
@@ -79,6 +82,10 @@ def request_records(body: object, binary: bytes | None, schema: InputSchema) -> 
         if name in named:
             raise bad_request(f"input '{name}' is given twice")
         _check_datatype(schema.by_name[name], tensor.get("datatype"))
+        shape = tensor.get("shape")
+        rows = shape[0] if isinstance(shape, list) and shape else None
+        if type(rows) is int and rows > max_records:  # refused before decoding any value
+            raise too_many_records(str(rows), max_records)
         named[name] = tensor
     columns = {}
     chunks = split_binary(list(named.items()), binary)

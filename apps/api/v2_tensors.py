@@ -22,6 +22,7 @@ import numpy as np
 from flask import Response, current_app, request
 
 from apps.api import jsonio
+from apps.api.bodies import within_value_limit
 from apps.api.errors import ApiError
 from apps.api.formats import bad_request, json_body, parse_json
 
@@ -78,7 +79,7 @@ def read_infer_request() -> tuple[object, bytes | None]:
             f"the {BINARY_HEADER} header says the JSON takes {length} bytes, "
             f"but the whole body has {len(body)}"
         )
-    return parse_json(body[:length]), body[length:]
+    return parse_json(within_value_limit(body[:length])), body[length:]
 
 
 def split_binary(inputs: list[tuple[str, Mapping]], binary: bytes | None) -> list:

@@ -7,7 +7,7 @@ number is kept as text, so that the schema reports it like any other wrong value
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from apps.registry.schema import InputSchema
 
@@ -21,13 +21,34 @@ class CsvError(ValueError):
 
 def read_csv(text: str, schema: InputSchema) -> list[dict]:
     """Every row of a CSV text (with a header row) as a record typed for ``schema``."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return list(iter_csv(io.StringIO(text, newline=""), schema))
+
+
+def iter_csv(lines: Iterable[str], schema: InputSchema) -> Iterator[dict]:
+    """The rows of CSV ``lines`` (e.g. a file opened with ``newline=""``), one at a time.
+
+    A caller that stops early (at a row limit, say) never reads the rest: a huge file
+    costs no more memory than the rows taken from it.
+    """
+    reader = csv.DictReader(lines)
     try:
         if not reader.fieldnames:
             raise CsvError("the CSV text needs a header row with the column names")
-        return [typed_record(row, schema) for row in reader]
+        check_header(reader.fieldnames)
+        for row in reader:
+            yield typed_record(row, schema)
     except csv.Error as error:
         raise CsvError(f"the CSV text cannot be read (line {reader.line_num}): {error}") from None
+
+
+def check_header(names: list[str]) -> None:
+    """Refuse a header that names a column twice: each row would keep only the last cell."""
+    seen = set()
+    for name in names:
+        if name in seen and name.strip():
+            shown = name if len(name) <= 64 else name[:61] + "..."
+            raise CsvError(f"the CSV header names the column {shown!r} twice")
+        seen.add(name)
 
 
 def typed_record(row: Mapping[str | None, object], schema: InputSchema) -> dict:

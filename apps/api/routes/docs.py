@@ -6,7 +6,8 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from apps.api.observability import metrics_response
-from apps.api.openapi import build_openapi
+from apps.api.openapi import build_openapi, public_view
+from apps.api.security import key_is_valid, presented_key
 
 SWAGGER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Penguins model API</title>
@@ -39,16 +40,24 @@ def blueprint() -> Blueprint:
 
     @bp.get("/openapi.json")
     def openapi():
-        """The OpenAPI 3 document, built once from the served models."""
-        document = current_app.extensions.get("openapi")
-        if document is None:
-            document = build_openapi(
+        """The OpenAPI 3 document, built once from the served models.
+
+        With API keys configured, readers without a valid key get the public view:
+        the models' schemas are for key holders, as on the metadata routes.
+        """
+        documents = current_app.extensions.get("openapi")
+        if documents is None:
+            keys = current_app.config["API_KEYS"]
+            full = build_openapi(
                 current_app.extensions["model_service"],
                 current_app.config["DEFAULT_MODEL"],
-                bool(current_app.config["API_KEYS"]),
+                bool(keys),
             )
-            current_app.extensions["openapi"] = document
-        return jsonify(document)
+            documents = {"full": full, "public": public_view(full) if keys else full}
+            current_app.extensions["openapi"] = documents
+        keys = current_app.config["API_KEYS"]
+        holder = not keys or key_is_valid(presented_key(), keys)
+        return jsonify(documents["full" if holder else "public"])
 
     @bp.get("/docs")
     def docs():

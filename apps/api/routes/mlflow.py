@@ -6,8 +6,9 @@ their clients here without rewriting them.
 
 from flask import Blueprint, current_app, jsonify, request
 
+from apps.api.bodies import csv_records
 from apps.api.errors import ApiError
-from apps.api.formats import csv_records, json_body, mlflow_json_records
+from apps.api.formats import json_body, mlflow_json_records
 
 
 def blueprint() -> Blueprint:
@@ -20,9 +21,9 @@ def blueprint() -> Blueprint:
         service = current_app.extensions["model_service"]
         model = service.get(current_app.config["DEFAULT_MODEL"])
         if request.mimetype == "application/json":
-            records = mlflow_json_records(json_body())
+            records = mlflow_json_records(json_body(), service.max_records)
         elif request.mimetype == "text/csv":
-            records = csv_records(request.get_data(as_text=True), model.schema)
+            records = csv_records(model.schema, service.max_records)
         else:
             raise ApiError(
                 415, "unsupported_media_type", "send Content-Type application/json or text/csv"

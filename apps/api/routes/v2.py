@@ -80,7 +80,7 @@ def blueprint() -> Blueprint:
         """V2 inference: the same validation and prediction as the native route."""
         model = _service().get(name, version)
         body, binary = read_infer_request()
-        records = request_records(body, binary, model.schema)
+        records = request_records(body, binary, model.schema, _service().max_records)
         choice = output_choice(body, model)
         prediction = _service().predict(model, records)
         outputs, blobs = encode(model_outputs(model, prediction, choice))
