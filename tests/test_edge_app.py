@@ -7,8 +7,11 @@ runtime that the set-up installed. The browser side is in ``test_edge_browser.py
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -136,7 +139,9 @@ def test_a_missing_runtime_is_a_503_that_says_how_to_install_it(tmp_path):
     error = response.get_json()["error"]
     assert error["code"] == "runtime_missing"
     assert "python3 course.py setup" in error["message"]
-    assert client.get("/health/ready").status_code == 200  # the API itself is fine
+    assert client.get("/edge/ort/ort.wasm.min.mjs").status_code == 503
+    assert client.get("/edge/models.json").status_code == 200  # the models are still there
+    assert client.get("/health/ready").status_code == 200  # and the API itself is fine
 
 
 def test_a_model_that_fails_its_checks_is_not_offered(registry_copy, installed_runtime):
@@ -254,3 +259,41 @@ def test_a_file_that_differs_from_its_own_pin_is_refused_and_nothing_is_installe
             files={"ort.mjs": "0" * 64},
         )
     assert list((tmp_path / "vendor").iterdir()) == []
+
+
+IMAGE_LAYOUT_PROBE = """
+import sys
+# This environment's editable install would find any module of apps/ in the repository;
+# the image has no such thing, so it is taken away: only the copied files count.
+sys.meta_path[:] = [f for f in sys.meta_path if not f.__module__.startswith("__editable__")]
+import apps
+from apps.api.app import create_app
+assert apps.__file__.startswith(sys.argv[1]), apps.__file__
+client = create_app().test_client()
+print(client.get("/edge/").status_code, client.get("/health/ready").status_code)
+"""
+
+
+def test_an_installation_without_apps_edge_serves_the_api_without_the_page(tmp_path):
+    """What the API's Docker image copies (docker/api.Dockerfile): no apps/edge in it, yet
+    the extension that mounts the page is there, and must not stop the API."""
+    app_dir = tmp_path / "app"
+    (app_dir / "apps").mkdir(parents=True)
+    for name in ("__init__.py", "config.py"):
+        shutil.copy(REPO_ROOT / "apps" / name, app_dir / "apps" / name)
+    for package in ("registry", "api"):
+        shutil.copytree(REPO_ROOT / "apps" / package, app_dir / "apps" / package)
+    shutil.copytree(MODELS, app_dir / "models")
+    environment = {**os.environ, "PYTHONPATH": str(app_dir)}  # as the image's PYTHONPATH=/app
+    environment.pop("PENGUINS_MODELS_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-c", IMAGE_LAYOUT_PROBE, str(app_dir)],
+        cwd=app_dir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["404", "200"]
+    assert "apps.edge" not in result.stderr  # no traceback, no warning

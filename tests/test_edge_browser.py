@@ -1,6 +1,6 @@
 """The edge page in real Chromium: it predicts what the API predicts, offline, and safely.
 
-Headless Chromium (Debian's ``chromium`` package) driven by Playwright, as in
+Headless Chromium (Debian's ``chromium`` package) driven by Playwright, launched as in
 ``test_ui_browser.py``. The page comes from the real API (gunicorn), or, for the tampered
 file, from a plain static web server serving the folder that ``python -m apps.edge site``
 writes, as GitHub Pages would. Every request the browser makes is recorded: none may
@@ -26,7 +26,27 @@ from apps.registry import ModelRegistry
 
 from .conftest import MODEL_NAMES, RECORD, as_records
 from .servers import running_api
-from .test_ui_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, sync_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+WAIT_MS = 30_000
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (requirements.txt)"
+)
+if not CHROMIUM.is_file():
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)",
+        allow_module_level=True,
+    )
 
 pytestmark = pytest.mark.slow
 

@@ -61,7 +61,8 @@ def init_app(app: Flask) -> None:
 
 
 def blueprint(files: dict[str, Path | bytes], problem: str | None, media_type) -> Blueprint:
-    """``/edge/`` and the files under it; ``problem`` (the runtime is missing) answers 503.
+    """``/edge/`` and the files under it. With a ``problem`` (the runtime is missing), the
+    page and the runtime answer 503 with it; the models are still served.
 
     Every answer says ``Cache-Control: no-cache``: the browser keeps its copy and asks
     whether it is still current (a cheap 304), so a retrained model is never stale.
@@ -72,7 +73,7 @@ def blueprint(files: dict[str, Path | bytes], problem: str | None, media_type) -
     @bp.get("/<path:name>")
     def page(name: str = "index.html"):
         """The page's files; ``/edge`` redirects here, so relative URLs resolve."""
-        if problem:
+        if problem and (name == "index.html" or name.startswith("ort/")):
             raise ApiError(503, "runtime_missing", problem)
         if name not in files:
             raise ApiError(404, "not_found", "the edge page has no such file")
