@@ -96,7 +96,11 @@ $("form").addEventListener("submit", async (event) => {
   }
 });
 
-/** What the page downloaded, file by file, from the browser's own record of its requests. */
+/**
+ * What the page loaded, file by file, from the browser's own record of its requests: each
+ * file's size, and the bytes that crossed the network for it (a few hundred for a file
+ * revalidated from the cache, with a 304).
+ */
 export function downloads() {
   const entries = performance.getEntriesByType("navigation").concat(
     performance.getEntriesByType("resource"),
@@ -104,6 +108,7 @@ export function downloads() {
   return entries.map((entry) => ({
     path: new URL(entry.name).pathname,
     bytes: entry.encodedBodySize,
+    transferred: entry.transferSize,
   }));
 }
 
@@ -133,7 +138,7 @@ async function start() {
   $("model").addEventListener("change", () => choose($("model").value));
   $("model").disabled = false;
   const ready = loaded.filter((entry) => entry.model).length;
-  const megabytes = downloads().reduce((sum, file) => sum + file.bytes, 0) / 1e6;
+  const megabytes = downloads().reduce((sum, file) => sum + file.transferred, 0) / 1e6;
   const seconds = performance.mark("models-ready").startTime / 1000; // since the page opened
   say(
     `${ready} of ${entries.length} models verified and ready after ${seconds.toFixed(1)} s ` +
