@@ -73,7 +73,7 @@ def setup() -> int:
     digest = requirements_digest()
     if STAMP.exists() and STAMP.read_text(encoding="utf-8").strip() == digest:
         say("environment is up to date")
-        return 0
+        return install_browser_runtime()
     say("installing the pinned packages (the first time takes a few minutes)")
     code = run(python, "-m", "pip", "install", "-r", "requirements.txt")
     if code == 0:
@@ -84,6 +84,19 @@ def setup() -> int:
         return code
     STAMP.write_text(digest + "\n", encoding="utf-8")
     say("environment is ready")
+    return install_browser_runtime()
+
+
+def install_browser_runtime() -> int:
+    """Download onnxruntime-web for the in-browser page (notebook 10) once, checked by hash.
+
+    ``python -m apps.edge runtime`` does the work (standard library only) and skips the
+    download when the files are already there and intact. Only that page needs them, so
+    a failed download (no network, a proxy) is reported with how to retry, and the rest
+    of the course still starts.
+    """
+    if run(venv_python(), "-m", "apps.edge", "runtime") != 0:
+        say("the in-browser page will not work until `python3 course.py setup` succeeds online")
     return 0
 
 
