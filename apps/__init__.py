@@ -4,3 +4,6 @@ Notebooks in ``notebooks/`` export their code here with ``%%writefile`` so that 
 learner reads is exactly what runs in production; ``tests/test_notebook_exports.py``
 fails when the two drift apart. Edit the notebook, not the file.
 """
+
+__version__ = "0.2.0"
+"""The course's version: the package's, the API's OpenAPI document's and its V2 metadata's."""

@@ -1,4 +1,4 @@
-"""The three request formats the API speaks, each turned into plain records.
+"""The request formats the API speaks, each read against its contract into plain records.
 
 * native: ``{"records": [{...}, ...]}`` or ``{"record": {...}}``;
 * the Open Inference Protocol (V2) of KServe, Triton and MLServer, in its own modules
@@ -6,22 +6,26 @@
 * MLflow's scoring format: ``dataframe_split``, ``dataframe_records``, ``instances``,
   ``inputs``, or CSV.
 
-Each parser checks only the *shape* of its format and reports shape mistakes as 400s;
-the values are left to the model's schema, so that they are judged by the same rules
-whatever the format.
+The *shape* of each body is its contract's (:mod:`apps.api.contracts`): a mistake is a
+400 that names the field. The values are left to the model's schema, so that they are
+judged by the same rules whatever the format.
 """
 
 import json
-from collections.abc import Mapping
+from typing import TypeVar
 
 from flask import request
+from pydantic import BaseModel
+from pydantic import ValidationError as ContractError
 
 from apps.api import jsonio
 from apps.api.bodies import json_bytes
+from apps.api.contracts import MlflowRequest, PredictRequest
 from apps.api.errors import ApiError, shorten, too_many_records
 
 SHOWN_NAMES = 10
 """How many unknown names an error message quotes: the client sent them, it has the rest."""
+Contract = TypeVar("Contract", bound=BaseModel)
 
 
 def bad_request(message: str) -> ApiError:
@@ -29,18 +33,50 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "bad_request", message)
 
 
-def _object(body: object, what: str) -> Mapping:
-    if not isinstance(body, Mapping):
-        raise bad_request(f"the request body must be a JSON object ({what})")
-    return body
+def read(contract: type[Contract], body: object) -> Contract:
+    """``body`` checked against its contract; a 400 naming the first problem if it fails."""
+    try:
+        return contract.model_validate(body)
+    except ContractError as error:
+        raise bad_request(explain(error, contract)) from None
 
 
-def _no_extra_keys(body: Mapping, allowed: set[str]) -> None:
-    extra = sorted(set(body) - allowed)
-    if extra:
-        shown = [shorten(key) for key in extra[:SHOWN_NAMES]]
-        more = f" and {len(extra) - SHOWN_NAMES} more" if len(extra) > SHOWN_NAMES else ""
-        raise bad_request(f"unknown top-level keys {shown}{more}; allowed: {sorted(allowed)}")
+WORDS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a key this object takes",
+    "list_type": "must be a JSON array",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "too_short": "must not be empty",
+    "greater_than_equal": "must be at least {ge}",
+}
+"""pydantic's kinds of problem, in the words of the rest of the API."""
+
+
+def explain(error: ContractError, contract: type[BaseModel]) -> str:
+    """One sentence for a client: the first problem, where it is, and how many more."""
+    problems = error.errors(include_url=False)
+    unknown = [p["loc"][0] for p in problems if p["type"] == "extra_forbidden" and len(p["loc"]) == 1]
+    if unknown:
+        shown = [shorten(str(key)) for key in unknown[:SHOWN_NAMES]]
+        more = f" and {len(unknown) - SHOWN_NAMES} more" if len(unknown) > SHOWN_NAMES else ""
+        return f"unknown top-level keys {shown}{more}; allowed: {sorted(contract.model_fields)}"
+    first = problems[0]
+    where = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{shorten(str(part))}" for part in first["loc"]
+    ).lstrip(".")
+    words = WORDS.get(first["type"], first["msg"]).format(**first.get("ctx", {}))
+    if not where and first["type"] in ("model_type", "dict_type"):
+        message = f"the request body must be a JSON object ({contract.__doc__.splitlines()[0]})"
+    else:
+        message = f"{where}: {words}" if where else words
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problems)"
+    return message
 
 
 def parse_json(data: bytes) -> object:
@@ -75,20 +111,10 @@ def json_body(untyped_is_json: bool = False) -> object:
 
 def native_records(body: object) -> list:
     """``{"records": [...]}`` for many records or ``{"record": {...}}`` for one."""
-    body = _object(body, 'with "records" (a list) or "record" (an object)')
-    _no_extra_keys(body, {"records", "record"})
-    if ("records" in body) == ("record" in body):
-        raise bad_request('send exactly one of "records" (a list) or "record" (an object)')
-    if "record" in body:
-        return [body["record"]]
-    if not isinstance(body["records"], list):
-        raise bad_request('"records" must be a JSON array of objects')
-    return body["records"]
+    return read(PredictRequest, body).as_records()
 
 
 # --- MLflow scoring format -------------------------------------------------------------
-
-MLFLOW_KEYS = {"dataframe_split", "dataframe_records", "instances", "inputs"}
 
 
 def mlflow_json_records(body: object, max_records: int) -> list:
@@ -96,41 +122,21 @@ def mlflow_json_records(body: object, max_records: int) -> list:
 
     Column lists are checked against ``max_records`` before records are built from them.
     """
-    body = _object(body, f"with one of {sorted(MLFLOW_KEYS)}")
-    _no_extra_keys(body, MLFLOW_KEYS | {"params"})
-    keys = MLFLOW_KEYS & set(body)
-    if len(keys) != 1:
-        raise bad_request(f"send exactly one of {sorted(MLFLOW_KEYS)}")
-    (key,) = keys
-    payload = body[key]
-    if key == "dataframe_split":
-        payload = _object(payload, "dataframe_split with 'columns' and 'data'")
-        _no_extra_keys(payload, {"columns", "data", "index"})
-        columns, data = payload.get("columns"), payload.get("data")
-        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            raise bad_request("dataframe_split.columns must be a list of column names")
+    request_ = read(MlflowRequest, body)
+    layout = request_.layout()
+    payload = getattr(request_, layout)
+    if layout == "dataframe_split":
+        columns = payload.columns
         _no_duplicates(columns, "dataframe_split.columns")
-        if not isinstance(data, list) or not all(
-            isinstance(row, list) and len(row) == len(columns) for row in data
-        ):
+        if any(len(row) != len(columns) for row in payload.data):
             raise bad_request("dataframe_split.data must be a list of rows, one value per column")
-        return [dict(zip(columns, row, strict=True)) for row in data]
-    if key == "dataframe_records":
-        if not isinstance(payload, list):
-            raise bad_request("dataframe_records must be a list of objects")
+        return [dict(zip(columns, row, strict=True)) for row in payload.data]
+    if isinstance(payload, list):  # dataframe_records, or instances / inputs as records
         return payload
-    # instances / inputs: a list of records, or one object of equally long column lists
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, Mapping) and all(isinstance(v, list) for v in payload.values()):
-        lengths = {len(v) for v in payload.values()}
-        if len(lengths) != 1:
-            raise bad_request(f"{key}: all columns must have the same length")
-        (rows,) = lengths
-        if rows > max_records:
-            raise too_many_records(str(rows), max_records)
-        return [{name: values[i] for name, values in payload.items()} for i in range(rows)]
-    raise bad_request(f"{key} must be a list of records or an object of column lists")
+    rows = len(next(iter(payload.values()), []))  # instances / inputs as equal columns
+    if rows > max_records:
+        raise too_many_records(str(rows), max_records)
+    return [{name: values[i] for name, values in payload.items()} for i in range(rows)]
 
 
 def _no_duplicates(names: list[str], where: str) -> None:

@@ -1,48 +1,160 @@
-"""The OpenAPI 3 document, generated from the models the server really serves.
+"""The OpenAPI document, derived from the routes and their contracts: never written by hand.
 
-Because it is built from the manifests at start-up, the document cannot drift from
-what the API accepts: each model gets its own paths with its own record schema.
+Flask knows every route (its URL map). Each view says what it is with
+:func:`documented`: a summary, the contract of its body, its answer and its errors; the
+schemas of those come from :mod:`apps.api.contracts`. A route whose path names a model
+(``<name>``) is listed once per model served, with that model's own record schema,
+classes and inputs, so a client (or a fuzzer) sees exactly what each model accepts.
 The test suite fuzzes the API from this document and checks every answer against it.
 """
 
 import copy
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from flask import Flask
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from apps import __version__
+from apps.api import contracts
 from apps.api.security import API_KEY_HEADER
-from apps.api.v2_tensors import BINARY_HEADER, NUMBER_DATATYPES
-
-ERROR = {"$ref": "#/components/schemas/Error"}
-V2_ERROR = {"$ref": "#/components/schemas/V2Error"}
-
-
-def _json(schema: dict) -> dict:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _responses(ok: dict, *errors: int, error: dict = ERROR) -> dict:
-    responses = {"200": {"description": "OK", **_json(ok)}}
-    for status in errors:
-        responses[str(status)] = {"description": STATUS_TEXT[status], **_json(error)}
-    return responses
-
 
 STATUS_TEXT = {
     400: "Malformed request",
     401: "Missing or invalid API key",
     404: "Unknown model or version",
-    405: "Method not allowed",
     413: "Body or batch too large",
     415: "Unsupported content type",
     422: "Input does not match the model's schema",
     429: "Rate limit exceeded",
     503: "Not ready",
 }
-PREDICT_ERRORS = (400, 401, 404, 413, 415, 422, 429)
+PREDICT_ERRORS = (400, 404, 413, 415, 422)
 
 
-def _prediction_schema(model) -> dict:
+@dataclass(frozen=True)
+class Operation:
+    """What the document says of one route, beside what Flask already knows of it."""
+
+    summary: str  # "{name}" stands for the model, in routes that name one
+    tags: tuple[str, ...]
+    answer: Any = None  # the 200 answer: a typed dict of apps.api.contracts
+    body: Any = None  # the request's contract, if it has a body
+    errors: tuple[int, ...] = ()  # besides 401 and 429, which protection adds
+    body_media: tuple[str, ...] = ("application/json",)
+    binary_answer: bool = False  # may also answer application/octet-stream
+    headers: tuple[dict, ...] = ()  # header parameters
+    description: str = ""
+    default_model: bool = False  # the body holds records of the default model
+
+
+def documented(summary: str, tags: tuple[str, ...], **details: Any) -> Callable:
+    """Attach an :class:`Operation` to a view; the document lists only documented views."""
+
+    def decorate(view: Callable) -> Callable:
+        view.operation = Operation(summary, tags, **details)  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+# --- schemas: each contract once, and each model's own variant -----------------------------
+
+REF = "#/components/schemas/{model}"
+HIDDEN = (
+    "The model's own schema is shown to API key holders only: send your key with "
+    "GET /openapi.json (or read GET /v1/models/{name})."
+)
+
+
+def ref(name: str) -> dict:
+    return {"$ref": REF.format(model=name)}
+
+
+def camel(name: str) -> str:
+    """``species-classifier`` -> ``SpeciesClassifier``, a component name."""
+    return "".join(part.capitalize() for part in re.split(r"[-_.]", name))
+
+
+def point_records(node: Any, record: dict) -> Any:
+    """A copy of a schema whose ``Record`` placeholders point at ``record``."""
+    if isinstance(node, dict):
+        if "x-record" in node:  # the placeholder, perhaps with a description beside it
+            rest = {key: value for key, value in node.items() if key not in ("x-record", "title")}
+            return {**rest, **record}
+        return {key: point_records(value, record) for key, value in node.items()}
+    if isinstance(node, list):
+        return [point_records(item, record) for item in node]
+    return node
+
+
+class WithoutNullDefaults(GenerateJsonSchema):
+    """pydantic's JSON Schema, without ``"default": null`` for optional keys.
+
+    A key left out is simply absent; a ``null`` default would tell Swagger UI to put
+    ``null`` in its example request, which the API refuses.
+    """
+
+    def field_title_should_be_set(self, schema) -> bool:
+        return False  # "title": "Records" beside "records" says nothing
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", ...) is None:
+            del json_schema["default"]
+        return json_schema
+
+
+class Schemas:
+    """The document's ``components.schemas``, filled as the routes ask for them."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, dict] = {}
+
+    def of(self, kind: Any, model=None) -> dict:
+        """A reference to a contract's schema, or to its variant for one model if it has one."""
+        generic = self._add(kind.__name__, kind, None)
+        varies = kind in REFINE or json.dumps(contracts.RECORD_PLACEHOLDER) in json.dumps(self._raw(kind))
+        if model is None or not varies:
+            return generic
+        return self._add(camel(model.name) + kind.__name__, kind, model)
+
+    @staticmethod
+    @functools.cache
+    def _raw(kind: Any) -> dict:
+        """pydantic's schema of a contract, its nested definitions under ``$defs``."""
+        return TypeAdapter(kind).json_schema(ref_template=REF, schema_generator=WithoutNullDefaults)
+
+    def _add(self, name: str, kind: Any, model) -> dict:
+        if name not in self.components:
+            schema = copy.deepcopy(self._raw(kind))
+            for definition, body in schema.pop("$defs", {}).items():
+                self.components.setdefault(definition, body)
+            record = ref("Record") if model is None else self.record(model)
+            schema = point_records(schema, record)
+            self.components[name] = REFINE.get(kind, lambda s, m: s)(schema, model)
+        return ref(name)
+
+    def record(self, model) -> dict:
+        """A reference to one record of ``model``: its input schema, from the manifest."""
+        name = camel(model.name) + "Record"
+        self.components.setdefault(name, model.schema.to_dict())
+        return ref(name)
+
+
+def _predictions(schema: dict, model) -> dict:
+    """A model's predictions: one of its classes with probabilities, or a number."""
+    if model is None:
+        return schema
     if model.manifest.task == "classification":
         classes = model.manifest.classes
-        return {
+        item = {
             "type": "object",
             "required": ["prediction", "probabilities"],
             "properties": {
@@ -55,124 +167,44 @@ def _prediction_schema(model) -> dict:
                 },
             },
         }
-    return {
-        "type": "object",
-        "required": ["prediction"],
-        "properties": {"prediction": {"type": "number"}},
-    }
+    else:
+        item = {"type": "object", "required": ["prediction"]}
+        item["properties"] = {"prediction": {"type": "number"}}
+    schema["properties"]["predictions"]["items"] = item
+    return schema
 
 
-def _model_paths(model, ref: str) -> dict:
-    name = model.name
-    record = {"$ref": f"#/components/schemas/{ref}Record"}
-    predict_body = {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["records"],
-                "additionalProperties": False,
-                "properties": {"records": {"type": "array", "minItems": 1, "items": record}},
+def _tensors(schema: dict, model) -> dict:
+    """A model's V2 inputs: one tensor per column, named after it, of a fitting datatype."""
+    if model is None:
+        return schema
+    from apps.api.v2_tensors import NUMBER_DATATYPES
+
+    tensors = [
+        {
+            "allOf": [ref("InputTensor")],
+            "properties": {
+                "name": {"const": column.name},
+                "datatype": {"enum": ["BYTES"] if column.type == "category" else NUMBER_DATATYPES},
             },
-            {
-                "type": "object",
-                "required": ["record"],
-                "additionalProperties": False,
-                "properties": {"record": record},
-            },
-        ]
-    }
-    predict_answer = {
-        "type": "object",
-        "required": ["model", "version", "backend", "request_id", "predictions"],
-        "properties": {
-            "model": {"type": "string", "enum": [name]},
-            "version": {"type": "integer"},
-            "backend": {"type": "string"},
-            "request_id": {"type": "string"},
-            "predictions": {"type": "array", "items": _prediction_schema(model)},
-        },
-    }
-    secured = [{"ApiKey": []}]
-    metadata = {
-        "get": {
-            "summary": f"Metadata of {name}",
-            "tags": ["models"],
-            "security": secured,
-            "responses": _responses({"$ref": "#/components/schemas/ModelMetadata"}, 401, 404, 429),
         }
-    }
-    predict = {
-        "post": {
-            "summary": f"Predict with {name}",
-            "tags": ["predict"],
-            "security": secured,
-            "requestBody": {"required": True, **_json(predict_body)},
-            "responses": _responses(predict_answer, *PREDICT_ERRORS),
-        }
-    }
-    infer_responses = _responses(
-        {"$ref": "#/components/schemas/V2InferResponse"}, *PREDICT_ERRORS, error=V2_ERROR
-    )
-    infer_responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
-    infer = {
-        "post": {
-            "summary": f"Open Inference Protocol inference with {name}",
-            "description": V2_INFER_DESCRIPTION,
-            "tags": ["v2"],
-            "security": secured,
-            "parameters": [BINARY_HEADER_PARAMETER],
-            "requestBody": {"required": True, **_json(_v2_request_schema(model))},
-            "responses": infer_responses,
-        }
-    }
-    paths = {
-        f"/v1/models/{name}": metadata,
-        f"/v1/models/{name}/predict": predict,
-        f"/v2/models/{name}": {
-            "get": {
-                "summary": f"V2 metadata of {name}",
-                "tags": ["v2"],
-                "security": secured,
-                "responses": _responses(
-                    {"type": "object", "required": ["name", "platform", "inputs", "outputs"]},
-                    *(401, 404, 429),
-                    error=V2_ERROR,
-                ),
-            }
-        },
-        f"/v2/models/{name}/ready": {
-            "get": {
-                "summary": f"Is {name} ready",
-                "tags": ["v2"],
-                "responses": _responses({"type": "object"}, 404, error=V2_ERROR),
-            }
-        },
-        f"/v2/models/{name}/infer": infer,
-    }
-    return paths | _versioned(paths, name)
+        for column in model.schema.columns
+    ]
+    schema["properties"]["inputs"]["items"] = {"oneOf": tensors}
+    return schema
 
 
-V2_INFER_DESCRIPTION = (
-    "The body is the inference request as JSON (a body without Content-Type is read as "
-    "JSON too, as tritonclient sends it). With the binary tensor data extension, the JSON "
-    f"is followed by the inputs' raw little-endian bytes, and the {BINARY_HEADER} header "
-    "gives the JSON's length; each such input says its size in parameters.binary_data_size. "
-    "Outputs asked for as binary (parameters.binary_data_output, or binary_data on an "
-    f"output) come back the same way: JSON, then bytes, with the {BINARY_HEADER} header."
-)
-BINARY_HEADER_PARAMETER = {
-    "name": BINARY_HEADER,
-    "in": "header",
-    "required": False,
-    "description": "Binary tensor data extension: the length of the JSON that starts the body.",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+REFINE: dict[Any, Callable[[dict, Any], dict]] = {
+    contracts.PredictAnswer: _predictions,
+    contracts.InferRequest: _tensors,
 }
-BINARY_INPUT_PARAMETERS = {
-    "type": "object",
-    "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
-}
-BINARY_ANSWER = {"schema": {"type": "string", "format": "binary"}}
+"""What a model adds to a contract's schema, beyond its record."""
 
+
+# --- paths: every documented route, once per model where it names one ---------------------
+
+PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+"""A Flask path parameter, ``<name>`` or ``<int:name>``: ``{name}`` in OpenAPI."""
 VERSION_PARAMETER = {
     "name": "version",
     "in": "path",
@@ -180,324 +212,87 @@ VERSION_PARAMETER = {
     "description": "A version number; the paths without it use the latest version.",
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
+BINARY_ANSWER = {"schema": {"type": "string", "format": "binary"}}
 
 
-def _versioned(paths: dict, name: str) -> dict:
-    """The same operations for one explicit version: ``.../models/<name>/versions/{version}``."""
-    marker = f"/models/{name}"
+def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
+    """The whole document for ``app``; without ``reveal_models``, no model's schema."""
+    service = app.extensions["model_service"]
+    models = [service.get(name) for name in sorted(service.latest)]
+    default = app.config["DEFAULT_MODEL"]
+    schemas, paths = Schemas(), {}
+    schemas.components["Record"] = {"type": "object", "description": HIDDEN}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        operation = getattr(app.view_functions[rule.endpoint], "operation", None)
+        path = PARAMETER.sub(r"{\1}", rule.rule)
+        if operation is None or (path.endswith("/") and path[:-1] in paths):
+            continue  # undocumented, or the same route spelt with a final slash
+        protected = getattr(app.blueprints.get(rule.blueprint or ""), "protected", False)
+        if "{name}" in path:
+            chosen = [(path.replace("{name}", m.name), m) for m in models]
+        elif operation.default_model:
+            chosen = [(path, m) for m in models if m.name == default]
+        else:
+            chosen = [(path, None)]
+        for concrete, model in chosen:
+            shown = model if reveal_models else None
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                paths.setdefault(concrete, {})[method.lower()] = describe(
+                    operation, concrete, model, shown, schemas, protected, app
+                )
     return {
-        path.replace(marker, f"{marker}/versions/{{version}}"): {
-            method: {
-                **operation,
-                "summary": f"{operation['summary']} (one version)",
-                "parameters": [*operation.get("parameters", []), VERSION_PARAMETER],
-            }
-            for method, operation in operations.items()
-        }
-        for path, operations in paths.items()
-    }
-
-
-def _v2_request_schema(model) -> dict:
-    """A V2 request for this model: each input is one of its columns, with the right datatype."""
-    tensors = []
-    for column in model.schema.columns:
-        datatype = {"const": "BYTES"} if column.type == "category" else {"enum": NUMBER_DATATYPES}
-        tensors.append(
-            {
-                "type": "object",
-                "required": ["name", "shape", "datatype"],
-                "properties": {
-                    "name": {"const": column.name},
-                    "datatype": datatype,
-                    "shape": {"type": "array", "minItems": 1, "items": {"type": "integer"}},
-                    "data": {"type": "array"},
-                    "parameters": BINARY_INPUT_PARAMETERS,
-                },
-            }
-        )
-    return {
-        "type": "object",
-        "required": ["inputs"],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string"},
-            "parameters": {
-                "type": "object",
-                "properties": {"binary_data_output": {"type": "boolean"}},
-            },
-            "inputs": {"type": "array", "minItems": 1, "items": {"oneOf": tensors}},
-            "outputs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "parameters": {
-                            "type": "object",
-                            "properties": {"binary_data": {"type": "boolean"}},
-                        },
-                    },
-                },
-            },
-        },
-    }
-
-
-def _ref_name(name: str) -> str:
-    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
-
-
-def build_openapi(service, default_model: str, auth_enabled: bool) -> dict:
-    """The whole document for the models ``service`` serves."""
-    schemas = {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["status", "code", "message"],
-                    "properties": {
-                        "status": {"type": "integer"},
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "request_id": {"type": ["string", "null"]},
-                        "details": {"type": "array", "items": {"type": "object"}},
-                    },
-                }
-            },
-        },
-        "V2Error": {
-            "type": "object",
-            "description": "The Open Inference Protocol's error: the message in 'error'.",
-            "required": ["error"],
-            "properties": {
-                "error": {"type": "string"},
-                "code": {"type": "string"},
-                "request_id": {"type": ["string", "null"]},
-                "details": {"type": "array", "items": {"type": "object"}},
-            },
-        },
-        "ModelMetadata": {
-            "type": "object",
-            "required": [
-                "name",
-                "version",
-                "versions",
-                "task",
-                "input_schema",
-                "outputs",
-                "metrics",
-                "backend",
-            ],
-        },
-        "V2InferResponse": {
-            "type": "object",
-            "required": ["model_name", "outputs"],
-            "properties": {
-                "model_name": {"type": "string"},
-                "model_version": {"type": "string"},
-                "id": {"type": "string"},
-                "outputs": {
-                    "type": "array",
-                    "items": {"type": "object", "required": ["name", "shape", "datatype", "data"]},
-                },
-            },
-        },
-    }
-    paths = {
-        "/health/live": {
-            "get": {
-                "summary": "Liveness",
-                "tags": ["health"],
-                "responses": _responses({"type": "object"}),
-            }
-        },
-        "/health/ready": {
-            "get": {
-                "summary": "Readiness",
-                "tags": ["health"],
-                "responses": {
-                    **_responses({"type": "object"}),
-                    "503": {"description": "Not ready", **_json({"type": "object"})},
-                },
-            }
-        },
-        "/v1/models": {
-            "get": {
-                "summary": "List the models",
-                "tags": ["models"],
-                "security": [{"ApiKey": []}],
-                "responses": _responses({"type": "object", "required": ["models"]}, 401, 429),
-            }
-        },
-        "/ping": {
-            "get": {
-                "summary": "Liveness, at MLflow's path",
-                "tags": ["health"],
-                "responses": _responses({"type": "object"}),
-            }
-        },
-        "/v2": {
-            "get": {
-                "summary": "V2 server metadata",
-                "tags": ["v2"],
-                "security": [{"ApiKey": []}],
-                "responses": _responses(
-                    {"type": "object", "required": ["name", "version", "extensions"]},
-                    *(401, 429),
-                    error=V2_ERROR,
-                ),
-            }
-        },
-        "/v2/health/live": {
-            "get": {
-                "summary": "V2 liveness",
-                "tags": ["v2"],
-                "responses": _responses({"type": "object"}),
-            }
-        },
-        "/v2/health/ready": {
-            "get": {
-                "summary": "V2 readiness",
-                "tags": ["v2"],
-                "responses": {
-                    **_responses({"type": "object"}),
-                    "503": {"description": "Not ready", **_json({"type": "object"})},
-                },
-            }
-        },
-    }
-    for name in sorted(service.latest):
-        model = service.get(name)
-        ref = _ref_name(name)
-        schemas[f"{ref}Record"] = model.schema.to_dict()
-        paths.update(_model_paths(model, ref))
-    if default_model in service.latest:
-        ref = _ref_name(default_model)
-        record = {"$ref": f"#/components/schemas/{ref}Record"}
-        layouts = {
-            "dataframe_records": {"type": "array", "minItems": 1, "items": record},
-            "instances": {"type": "array", "minItems": 1, "items": record},
-            "inputs": {"type": "array", "minItems": 1, "items": record},
-            "dataframe_split": {
-                "type": "object",
-                "required": ["columns", "data"],
-                "additionalProperties": False,
-                "properties": {
-                    "columns": {"type": "array", "items": {"type": "string"}},
-                    "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
-                    "index": {"type": "array"},
-                },
-            },
-        }
-        mlflow_body = {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "required": [key],
-                    "additionalProperties": False,
-                    "properties": {key: layout, "params": {"type": "object"}},
-                }
-                for key, layout in layouts.items()
-            ]
-        }
-        paths["/invocations"] = {
-            "post": {
-                "summary": f"MLflow scoring protocol, for {default_model}",
-                "tags": ["mlflow"],
-                "security": [{"ApiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": mlflow_body},
-                        "text/csv": {"schema": {"type": "string"}},
-                    },
-                },
-                "responses": _responses(
-                    {
-                        "type": "object",
-                        "required": ["predictions"],
-                        "properties": {"predictions": {"type": "array"}},
-                    },
-                    *PREDICT_ERRORS,
-                ),
-            }
-        }
-    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Penguins model API",
-            "version": "1.0.0",
+            "version": __version__,
             "description": "Serves the course's models: native JSON, the Open Inference "
             "Protocol (V2) and MLflow's scoring format.",
         },
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": schemas.components,
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
             },
         },
     }
-    if not auth_enabled:
-        for operations in paths.values():
-            for operation in operations.values():
-                operation.pop("security", None)
-                operation["responses"].pop("401", None)
-    return document
 
 
-HIDDEN = (
-    "The model's own schema is shown to API key holders only: send your key with "
-    "GET /openapi.json (or read GET /v1/models/{name})."
-)
-PUBLIC_RECORD = {"type": "object", "description": HIDDEN}
-PUBLIC_V2_REQUEST = {
-    "type": "object",
-    "required": ["inputs"],
-    "description": HIDDEN,
-    "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object"},
-        "inputs": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["name", "shape", "datatype", "data"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "datatype": {"type": "string"},
-                    "shape": {"type": "array", "items": {"type": "integer"}},
-                    "data": {"type": "array"},
-                },
-            },
-        },
-        "outputs": {"type": "array", "items": {"type": "object"}},
-    },
-}
+def describe(operation: Operation, path: str, model, shown, schemas: Schemas, protected, app):
+    """One operation: summary, parameters, body, and every answer it can give.
 
-
-def public_view(document: dict) -> dict:
-    """The document for readers without a key, on a server that has keys.
-
-    What a key protects is what the models are: their input schemas and classes, as
-    the metadata routes give them. The routes, the formats and the model names (which
-    readiness probes report too) stay public. So the records, the Open Inference
-    Protocol inputs and the predictions become plain objects here.
+    ``model`` is the model the path names; ``shown`` is the same, or None when the
+    document must not reveal models' schemas.
     """
-    public = copy.deepcopy(document)
-    schemas = public["components"]["schemas"]
-    for name in [n for n in schemas if n.endswith("Record")]:
-        schemas[name] = PUBLIC_RECORD
-    for path, operations in public["paths"].items():
-        for operation in operations.values():
-            if path.endswith("/infer"):
-                operation["requestBody"] = {"required": True, **_json(PUBLIC_V2_REQUEST)}
-            if path.endswith("/predict"):
-                answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
-                answer["properties"]["predictions"]["items"] = {"type": "object"}
-    return public
+    one_version = "{version}" in path
+    summary = operation.summary.format(name=model.name if model else "")
+    entry: dict[str, Any] = {
+        "summary": summary + (" (one version)" if one_version else ""),
+        "tags": list(operation.tags),
+    }
+    if operation.description:
+        entry["description"] = operation.description
+    parameters = [VERSION_PARAMETER] if one_version else []
+    if parameters or operation.headers:
+        entry["parameters"] = [*parameters, *operation.headers]
+    if operation.body is not None:
+        body = schemas.of(operation.body, shown)
+        content = {media: {"schema": {"type": "string"}} for media in operation.body_media}
+        content["application/json"] = {"schema": body}
+        entry["requestBody"] = {"required": True, "content": content}
+    answer = schemas.of(operation.answer, shown)
+    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": answer}}}}
+    if operation.binary_answer:
+        responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
+    needs_key = protected and bool(app.config["API_KEYS"])
+    errors = set(operation.errors) | ({401} if needs_key else set()) | ({429} if protected else set())
+    v2 = path == "/v2" or path.startswith("/v2/")
+    error = schemas.of(contracts.V2ErrorAnswer if v2 else contracts.ErrorAnswer)
+    for status in sorted(errors):
+        schema = answer if status == 503 else error  # "not ready" is the probe's own answer
+        content = {"application/json": {"schema": schema}}
+        responses[str(status)] = {"description": STATUS_TEXT[status], "content": content}
+    entry["responses"] = responses
+    if needs_key:
+        entry["security"] = [{"ApiKey": []}]
+    return entry

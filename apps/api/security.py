@@ -71,8 +71,10 @@ def protect(blueprint: Blueprint, limiter: Limiter) -> Blueprint:
     """Require an API key on every route of a blueprint and apply the rate limit.
 
     The limit is one budget per client across all protected routes (a shared scope),
-    not one per route.
+    not one per route. The blueprint is marked ``protected``, which the OpenAPI
+    document reads to list the key and the 401 and 429 answers.
     """
+    blueprint.protected = True  # type: ignore[attr-defined]
     blueprint.before_request(require_api_key)
     limiter.shared_limit(
         lambda: current_app.config["RATE_LIMIT"] or "1/second",

@@ -9,18 +9,17 @@ outputs of MLServer's scikit-learn runtime.
 """
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from apps.api.contracts import InferRequest, InputTensor
 from apps.api.errors import shorten, too_many_records
 from apps.api.formats import bad_request
 from apps.api.v2_tensors import NUMBER_DATATYPES, decode, split_binary
 from apps.registry import InputSchema, LoadedModel, Prediction
 from apps.registry.schema import Column
 
-REQUEST_KEYS = {"id", "parameters", "inputs", "outputs"}
 
 
 def input_metadata(schema: InputSchema) -> list[dict]:
@@ -43,57 +42,32 @@ def output_metadata(model: LoadedModel) -> list[dict]:
     return outputs
 
 
-def _object(value: object, what: str) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise bad_request(f"{what} must be a JSON object")
-    return value
-
-
-def _flag(parameters: Mapping, key: str, where: str) -> bool | None:
-    value = parameters.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise bad_request(f"{where}: {key} must be true or false")
-    return value
-
-
 def request_records(
-    body: object, binary: bytes | None, schema: InputSchema, max_records: int
+    request: InferRequest, binary: bytes | None, schema: InputSchema, max_records: int
 ) -> list[dict]:
     """The request's inputs as records, one per row: the schema's input.
 
     ``binary`` is the binary tensor data after the JSON (None without the extension).
-    More rows than ``max_records`` are refused before any record is built.
+    More rows than ``max_records`` are refused before any value is decoded.
     """
-    body = _object(body, 'the inference request (with "inputs")')
-    extra = sorted(set(body) - REQUEST_KEYS)
-    if extra:
-        raise bad_request(f"unknown top-level keys {extra}; allowed: {sorted(REQUEST_KEYS)}")
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise bad_request('"inputs" must be a non-empty JSON array of tensors')
-    named: dict[str, Mapping] = {}
-    for tensor in inputs:
-        tensor = _object(tensor, "each input tensor")
-        name = tensor.get("name")
-        if not isinstance(name, str):
-            raise bad_request("each input needs a string 'name'")
+    named: dict[str, InputTensor] = {}
+    for tensor in request.inputs:
+        name = tensor.name
         if name not in schema.by_name:
             raise bad_request(f"unknown input '{shorten(name)}'; the model takes {schema.names}")
         if name in named:
             raise bad_request(f"input '{name}' is given twice")
-        _check_datatype(schema.by_name[name], tensor.get("datatype"))
-        shape = tensor.get("shape")
-        rows = shape[0] if isinstance(shape, list) and shape else None
-        if type(rows) is int and rows > max_records:  # refused before decoding any value
-            raise too_many_records(str(rows), max_records)
+        _check_datatype(schema.by_name[name], tensor.datatype)
+        if tensor.shape and tensor.shape[0] > max_records:
+            raise too_many_records(str(tensor.shape[0]), max_records)
         named[name] = tensor
     columns = {}
-    chunks = split_binary(list(named.items()), binary)
-    for (name, tensor), chunk in zip(named.items(), chunks, strict=True):
-        shape, values = decode(name, tensor, chunk)
+    chunks = split_binary(list(named.values()), binary)
+    for tensor, chunk in zip(named.values(), chunks, strict=True):
+        shape, values = decode(tensor, chunk)
         if not shape or math.prod(shape[1:]) != 1:
-            raise bad_request(f"input '{name}': each row must hold exactly one value")
-        columns[name] = values
+            raise bad_request(f"input '{tensor.name}': each row must hold exactly one value")
+        columns[tensor.name] = values
     lengths = {len(values) for values in columns.values()}
     if len(lengths) != 1:
         raise bad_request(f"all inputs must have the same number of rows, got {sorted(lengths)}")
@@ -125,33 +99,25 @@ class OutputChoice:
         return self.binary.get(name, self.binary_by_default)
 
 
-def output_choice(body: Mapping, model: LoadedModel) -> OutputChoice:
+def output_choice(request: InferRequest, model: LoadedModel) -> OutputChoice:
     """``outputs`` and the binary extension's parameters, checked before predicting."""
-    where = "the request's parameters"
-    parameters = _object(body.get("parameters", {}), where)
-    choice = OutputChoice(binary_by_default=bool(_flag(parameters, "binary_data_output", where)))
-    available = [output["name"] for output in output_metadata(model)]
-    outputs = body.get("outputs")
-    if outputs is None:
+    choice = OutputChoice(binary_by_default=bool(request.parameters.binary_data_output))
+    if request.outputs is None:
         return choice
-    if not isinstance(outputs, list):
-        raise bad_request('"outputs" must be a JSON array of objects with a "name"')
+    available = [output["name"] for output in output_metadata(model)]
     choice.names = []
-    for output in outputs:
-        name = _object(output, "each requested output").get("name")
-        if not isinstance(name, str):
-            raise bad_request('"outputs" must be a JSON array of objects with a "name"')
+    for output in request.outputs:
+        name = output.name
         if name not in available:
             raise bad_request(f"unknown output '{shorten(name)}'; the model has {available}")
         if name in choice.names:
             raise bad_request(f"output '{shorten(name)}' is asked for twice")
-        where = f"output '{shorten(name)}'"
-        parameters = _object(output.get("parameters", {}), f"{where}: parameters")
-        if "classification" in parameters:
-            raise bad_request(f"{where}: the classification extension is not supported")
-        binary = _flag(parameters, "binary_data", where)
-        if binary is not None:
-            choice.binary[name] = binary
+        if "classification" in (output.parameters.model_extra or {}):
+            raise bad_request(
+                f"output '{shorten(name)}': the classification extension is not supported"
+            )
+        if output.parameters.binary_data is not None:
+            choice.binary[name] = output.parameters.binary_data
         choice.names.append(name)
     return choice
 

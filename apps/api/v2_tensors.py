@@ -16,13 +16,13 @@ as in every other format. This module knows no model.
 import math
 import re
 import struct
-from collections.abc import Mapping
 
 import numpy as np
 from flask import Response, current_app, request
 
 from apps.api import jsonio
 from apps.api.bodies import within_value_limit
+from apps.api.contracts import InputTensor
 from apps.api.errors import ApiError
 from apps.api.formats import bad_request, json_body, parse_json
 
@@ -82,22 +82,14 @@ def read_infer_request() -> tuple[object, bytes | None]:
     return parse_json(within_value_limit(body[:length])), body[length:]
 
 
-def split_binary(inputs: list[tuple[str, Mapping]], binary: bytes | None) -> list:
+def split_binary(inputs: list[InputTensor], binary: bytes | None) -> list:
     """Each input's share of the binary data, in the inputs' order (None: its data are JSON).
 
     The sizes the inputs declare (``parameters.binary_data_size``) must add up to exactly
     the bytes that follow the JSON (``binary``, None without the extension's header):
     anything else means the body was cut or padded.
     """
-    sizes = []
-    for name, tensor in inputs:
-        parameters = tensor.get("parameters", {})
-        if not isinstance(parameters, Mapping):
-            raise bad_request(f"input '{name}': parameters must be a JSON object")
-        size = parameters.get("binary_data_size")
-        if size is not None and (type(size) is not int or size < 0):
-            raise bad_request(f"input '{name}': binary_data_size must be a number of bytes")
-        sizes.append(size)
+    sizes = [tensor.parameters.binary_data_size for tensor in inputs]
     declared = sum(size for size in sizes if size is not None)
     received = len(binary or b"")
     if declared != received:
@@ -113,31 +105,28 @@ def split_binary(inputs: list[tuple[str, Mapping]], binary: bytes | None) -> lis
     return chunks
 
 
-def decode(name: str, tensor: Mapping, chunk: memoryview | None) -> tuple[list[int], list]:
+def decode(tensor: InputTensor, chunk: memoryview | None) -> tuple[list[int], list]:
     """The tensor's shape and elements (flat, as Python values), checked against its datatype.
 
     ``chunk`` is the tensor's binary data, or None when its data are in the JSON. A
     missing value is None: ``null`` in JSON, NaN in binary floating-point data.
     """
-    datatype, shape = tensor.get("datatype"), tensor.get("shape")
+    name, datatype, shape = tensor.name, tensor.datatype, tensor.shape
     if datatype not in DATATYPES:
         raise bad_request(f"input '{name}': unknown datatype; the protocol's are {DATATYPES}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > MAX_DIMENSIONS
-        or any(type(size) is not int or size < 0 for size in shape)
-    ):
+    if len(shape) > MAX_DIMENSIONS or any(size < 0 for size in shape):
         raise bad_request(
             f"input '{name}': shape must be a list of at most {MAX_DIMENSIONS} whole numbers"
         )
     count = math.prod(shape)
+    has_data = "data" in tensor.model_fields_set
     if chunk is not None:
-        if "data" in tensor:
+        if has_data:
             raise bad_request(f"input '{name}' has both 'data' and binary data")
         return shape, _from_binary(name, datatype, count, chunk)
-    if "data" not in tensor:
+    if not has_data:
         raise bad_request(f"input '{name}' has no data (neither 'data' nor binary_data_size)")
-    values = _flatten(name, tensor["data"])
+    values = _flatten(name, tensor.data)
     if len(values) != count:
         raise bad_request(
             f"input '{name}': its shape holds {count} elements but its data {len(values)}"

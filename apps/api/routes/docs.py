@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from apps.api.observability import metrics_response
-from apps.api.openapi import build_openapi, public_view
+from apps.api.openapi import build_openapi
 from apps.api.security import key_is_valid, presented_key
 
 SWAGGER_PAGE = """<!doctype html>
@@ -40,20 +40,17 @@ def blueprint() -> Blueprint:
 
     @bp.get("/openapi.json")
     def openapi():
-        """The OpenAPI 3 document, built once from the served models.
+        """The OpenAPI document, built once (in two views) from the routes and models.
 
         With API keys configured, readers without a valid key get the public view:
         the models' schemas are for key holders, as on the metadata routes.
         """
         documents = current_app.extensions.get("openapi")
         if documents is None:
-            keys = current_app.config["API_KEYS"]
-            full = build_openapi(
-                current_app.extensions["model_service"],
-                current_app.config["DEFAULT_MODEL"],
-                bool(keys),
-            )
-            documents = {"full": full, "public": public_view(full) if keys else full}
+            documents = {
+                "full": build_openapi(current_app),
+                "public": build_openapi(current_app, reveal_models=False),
+            }
             current_app.extensions["openapi"] = documents
         keys = current_app.config["API_KEYS"]
         holder = not keys or key_is_valid(presented_key(), keys)

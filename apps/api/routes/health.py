@@ -1,6 +1,10 @@
 """Liveness and readiness probes: open to all, cheap, and honest."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
+
+from apps.api.contracts import Liveness, Readiness
+from apps.api.openapi import documented
+from apps.api.service import model_service
 
 
 def blueprint() -> Blueprint:
@@ -8,23 +12,26 @@ def blueprint() -> Blueprint:
     bp = Blueprint("health", __name__)
 
     @bp.get("/health/live")
+    @documented("Liveness", ("health",), answer=Liveness)
     def live():
         """The process is up; restart it if this stops answering."""
         return jsonify(status="alive")
 
     @bp.get("/health/ready")
+    @documented("Readiness", ("health",), answer=Readiness, errors=(503,))
     def ready():
         """Ready only when every configured model is loaded and verified; else 503."""
-        service = current_app.extensions["model_service"]
-        body = {
+        service = model_service()
+        answer: Readiness = {
             "status": "ready" if service.ready else "not ready",
             "models": {name: service.latest.get(name) for name in service.names},
         }
         if not service.ready:
-            body["problems"] = service.problems
-        return jsonify(body), 200 if service.ready else 503
+            answer["problems"] = service.problems
+        return jsonify(answer), 200 if service.ready else 503
 
     @bp.get("/ping")
+    @documented("Liveness, at MLflow's path", ("health",), answer=Liveness)
     def ping():
         """MLflow's health route, so MLflow users' probes keep working."""
         return jsonify(status="alive")

@@ -7,8 +7,11 @@ their clients here without rewriting them.
 from flask import Blueprint, current_app, jsonify, request
 
 from apps.api.bodies import csv_records
+from apps.api.contracts import MlflowAnswer, MlflowRequest
 from apps.api.errors import ApiError
 from apps.api.formats import json_body, mlflow_json_records
+from apps.api.openapi import PREDICT_ERRORS, documented
+from apps.api.service import model_service
 
 
 def blueprint() -> Blueprint:
@@ -16,9 +19,18 @@ def blueprint() -> Blueprint:
     bp = Blueprint("mlflow", __name__)
 
     @bp.post("/invocations")
+    @documented(
+        "MLflow scoring protocol, for the default model",
+        ("mlflow",),
+        body=MlflowRequest,
+        body_media=("application/json", "text/csv"),
+        answer=MlflowAnswer,
+        errors=PREDICT_ERRORS,
+        default_model=True,
+    )
     def invocations():
         """Score records for the default model, the way ``mlflow models serve`` does."""
-        service = current_app.extensions["model_service"]
+        service = model_service()
         model = service.get(current_app.config["DEFAULT_MODEL"])
         if request.mimetype == "application/json":
             records = mlflow_json_records(json_body(), service.max_records)
@@ -29,6 +41,7 @@ def blueprint() -> Blueprint:
                 415, "unsupported_media_type", "send Content-Type application/json or text/csv"
             )
         prediction = service.predict(model, records)
-        return jsonify(predictions=prediction.outputs.tolist())
+        answer: MlflowAnswer = {"predictions": prediction.outputs.tolist()}
+        return jsonify(answer)
 
     return bp
