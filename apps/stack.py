@@ -147,7 +147,13 @@ def send_stop(process: subprocess.Popen, force: bool = False) -> None:
 
 
 def stop_all(processes: list[subprocess.Popen], seconds: float = STOP_SECONDS) -> None:
-    """Ask every child to stop at once, wait for all of them, and force those that hang."""
+    """Ask every child to stop at once, wait for all of them, and force those that hang.
+
+    Then, on Linux and macOS, SIGKILL whatever is left in each child's group: the workers
+    of a gunicorn master that crashed would otherwise keep the port. A group's id is not
+    given to a new process while any member of the group lives, so this reaches only
+    what the child left behind.
+    """
     for process in processes:
         send_stop(process)
     deadline = time.monotonic() + seconds
@@ -157,6 +163,9 @@ def stop_all(processes: list[subprocess.Popen], seconds: float = STOP_SECONDS) -
         except subprocess.TimeoutExpired:
             send_stop(process, force=True)
             process.wait(timeout=5)
+        if not ON_WINDOWS:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -22,6 +22,13 @@ from apps.config import REPO_ROOT
 
 ON_WINDOWS = os.name == "nt"
 DEFAULT_SERVER = "waitress" if ON_WINDOWS else "gunicorn"
+ISOLATED_PREFIXES = ("API_", "PENGUINS_")
+"""The apps' settings: a test server gets the ones its test gives, and no others."""
+
+
+def without_app_settings(environ: dict) -> dict[str, str]:
+    """A copy of an environment without any ``API_*`` or ``PENGUINS_*`` variable."""
+    return {k: v for k, v in environ.items() if not k.upper().startswith(ISOLATED_PREFIXES)}
 
 
 def free_port() -> int:
@@ -48,7 +55,9 @@ def running_api(
     """
     server = server or DEFAULT_SERVER
     port = free_port()
-    full_env = {**os.environ, "API_WORKERS": "2", "LOG_LEVEL": "WARNING", **(env or {})}
+    # Only the settings given here: never the developer's own API_* or PENGUINS_*.
+    full_env = {**without_app_settings(os.environ), "API_WORKERS": "2", "LOG_LEVEL": "WARNING"}
+    full_env.update(env or {})
     command = [
         python,
         *python_args,
