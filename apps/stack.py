@@ -128,7 +128,7 @@ def start(name: str, command: list[str], env: dict, log_dir: Path) -> subprocess
 
 
 def send_stop(process: subprocess.Popen, force: bool = False) -> None:
-    """SIGTERM (or SIGKILL) to the child's whole process group; on Windows, terminate it.
+    """SIGTERM (or SIGKILL) to the child's process group; on Windows, terminate it.
 
     The group, so that gunicorn's workers hear it too even if their master is stuck.
     Only while the child has not been waited for: until then its process id, which is
@@ -142,8 +142,11 @@ def send_stop(process: subprocess.Popen, force: bool = False) -> None:
         else:
             process.terminate()
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
+    signum = signal.SIGKILL if force else signal.SIGTERM
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:  # started by someone else, in no group of its own
+        process.send_signal(signum)
 
 
 def stop_all(processes: list[subprocess.Popen], seconds: float = STOP_SECONDS) -> None:

@@ -31,6 +31,18 @@ RECORD = {
 }
 """A valid record for the species classifier (a Gentoo), shared by the API tests."""
 
+CLASSIFIER_INPUTS = [
+    ("island", "category", False, ["Biscoe", "Dream", "Torgersen"]),
+    ("sex", "category", True, ["female", "male"]),
+    ("bill_length_mm", "number", True, (25, 70)),
+    ("bill_depth_mm", "number", True, (10, 25)),
+    ("flipper_length_mm", "number", True, (150, 250)),
+    ("body_mass_g", "number", True, (2000, 7500)),
+]
+"""The species classifier's inputs, written out here rather than read from its manifest:
+``(name, type, may be missing, categories or (minimum, maximum))``. A test that compares
+an app's output with the manifest that produced it cannot notice the manifest is wrong."""
+
 
 def in_ci() -> bool:
     """True under continuous integration (``CI`` set, to anything but false)."""

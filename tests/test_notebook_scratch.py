@@ -36,6 +36,7 @@ def notebook() -> nbformat.NotebookNode:
         id="show",
     )
     show.outputs = [nbformat.v4.new_output("stream", name="stdout", text="committed checkout\n")]
+    write.execution_count, show.execution_count = 1, 2  # nbval compares cells that ran
     return nbformat.v4.new_notebook(cells=[write, show])
 
 
