@@ -52,7 +52,7 @@ def installed_version(newman: str) -> str:
 
 def test_ci_installs_the_pinned_newman():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert re.findall(r"newman@([\d.]+)", ci) == [NEWMAN_VERSION]
+    assert re.findall(r"NEWMAN_VERSION=([\d.]+)", ci) == [NEWMAN_VERSION]
 
 
 def test_collection_and_environment_files():
