@@ -10,6 +10,8 @@ shows it), never asserted: ``bench/stack_stop.py`` measures it.
 import contextlib
 import os
 import queue
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -31,7 +34,6 @@ from .servers import free_port
 ON_WINDOWS = os.name == "nt"
 STARTUP_SECONDS = 180
 STOP_SECONDS = 60  # a hang guard only: the stop takes well under a second here
-COURSE = REPO_ROOT / "course.py"
 BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
 """The interpreter .venv was made from: the learner's ``python3``."""
 
@@ -82,7 +84,7 @@ class Stack:
 
 
 @contextlib.contextmanager
-def course_start(*args: str, env: dict | None = None) -> Iterator[Stack]:
+def course_start(*args: str, env: dict | None = None, root: Path = REPO_ROOT) -> Iterator[Stack]:
     """``python3 course.py start --api-port P --ui-port Q [args]`` in a new session.
 
     Whatever happens in the test, nothing it started is left running afterwards.
@@ -94,10 +96,10 @@ def course_start(*args: str, env: dict | None = None) -> Iterator[Stack]:
         if ON_WINDOWS
         else {"start_new_session": True}
     )
-    command = [BASE_PYTHON, str(COURSE), "start", "--api-port", str(api_port)]
+    command = [BASE_PYTHON, str(root / "course.py"), "start", "--api-port", str(api_port)]
     process = subprocess.Popen(
         [*command, "--ui-port", str(ui_port), *args],
-        cwd=REPO_ROOT,
+        cwd=root,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -238,3 +240,72 @@ def test_ctrl_break_stops_both_on_windows():
     _, alive = psutil.wait_procs(started, timeout=10)
     assert not alive
     assert stack.ports_free()
+
+
+# --- a failed model: the commands the messages suggest, run exactly as written --------
+
+
+@pytest.fixture
+def course_copy(tmp_path: Path) -> Path:
+    """What a learner's clone holds (course.py, apps/, models/), committed with git, and
+    sharing this checkout's .venv (its stamp says it is up to date, so nothing installs)."""
+    git = shutil.which("git")
+    if git is None or ON_WINDOWS:
+        pytest.skip("the suggested commands are run with a POSIX shell and git")
+    root = tmp_path / "course"
+    root.mkdir()
+    for name in ("course.py", "pyproject.toml", "requirements.txt"):
+        shutil.copy2(REPO_ROOT / name, root / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("apps", "models"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
+    (root / ".venv").symlink_to(REPO_ROOT / ".venv", target_is_directory=True)
+    (root / ".gitignore").write_text(".venv\n__pycache__/\n")
+    identity = {"GIT_AUTHOR_NAME": "learner", "GIT_AUTHOR_EMAIL": "learner@example.org"}
+    identity |= {"GIT_COMMITTER_NAME": "learner", "GIT_COMMITTER_EMAIL": "learner@example.org"}
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
+        subprocess.run([git, *command], cwd=root, env={**os.environ, **identity}, check=True)
+    return root
+
+
+def run_as_written(command: str, root: Path) -> subprocess.CompletedProcess:
+    """A command exactly as a message printed it, typed into a shell at the repository root."""
+    result = subprocess.run(
+        command, shell=True, cwd=root, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_the_commands_suggested_for_a_failed_model_work_as_written(course_copy):
+    root = course_copy
+    onnx = root / "models" / "species-classifier" / "1" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"tampered")
+    with course_start(root=root) as stack:
+        assert stack.process.wait(timeout=STARTUP_SECONDS) == 1
+        output = stack.finish()
+    assert "not starting the apps" in output
+    (failed,) = [line for line in output.splitlines() if "FAILED" in line]
+    suggested = re.findall(r"`([^`]+)`", failed)
+    assert suggested == ["git checkout models/", "python3 course.py train"], failed
+
+    # Train a new version: the old broken one no longer blocks the apps.
+    run_as_written("python3 course.py train", root)
+    with course_start(root=root) as stack:
+        output = wait_until_up(stack)
+        api = f"http://127.0.0.1:{stack.api_port}"
+        models = {
+            m["name"]: m for m in requests.get(f"{api}/v1/models", timeout=5).json()["models"]
+        }
+        os.kill(stack.process.pid, signal.SIGTERM)
+        assert stack.process.wait(timeout=STOP_SECONDS) == 0
+    assert "Not served, having failed its checks: species-classifier v1" in output
+    assert models["species-classifier"]["versions"] == [2], "v1 is left out, v2 served"
+    assert models["body-mass-regressor"]["versions"] == [1, 2]
+
+    # Or restore the file: every version passes again.
+    run_as_written("git checkout models/", root)
+    check = subprocess.run(
+        [sys.executable, "-m", "apps"], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert check.returncode == 0 and "FAILED" not in check.stdout, check.stdout
