@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import in_ci, skip_or_fail
+from .conftest import in_ci, require_tool, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / ".ci" / "containers.sh"
@@ -90,3 +90,56 @@ def test_containers_build_and_serve(tmp_path):
     )
     assert "containers: all checks passed" in output
     assert (ROOT / "artifacts" / "containers.md").is_file()
+
+
+BLOCKED_REGISTRY = """\
+unqualified-search-registries = ["docker.io"]
+
+[[registry]]
+location = "docker.io"
+blocked = true
+"""
+"""Podman's registries.conf for a machine whose engine cannot download anything: the
+pull fails at once, and nothing leaves this machine."""
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_notebook_05_skips_cleanly_when_the_engine_cannot_get_the_base_image(tmp_path, monkeypatch):
+    """A real engine that answers but cannot pull (offline, or a proxy it does not know):
+    the notebook says why and how to fix it, and runs to its end, as with no engine."""
+    import fcntl
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .test_notebook_exports import current_environment_kernel_manager
+
+    require_tool("podman", "apt-get install podman")
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "docker").mkdir()
+    for name in ["pyproject.toml", *(p.name for p in ROOT.glob("requirements*.txt"))]:
+        shutil.copy2(ROOT / name, root / name)
+    registries = tmp_path / "registries.conf"
+    registries.write_text(BLOCKED_REGISTRY)
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(registries))
+    monkeypatch.setenv("COURSE_CONTAINER_ENGINE", "podman")
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")  # the notebook skips engines under pytest
+    nb = nbformat.read(ROOT / "notebooks" / "05_docker.ipynb", as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        kernel_manager_class=current_environment_kernel_manager(),
+        timeout=600,
+        resources={"metadata": {"path": str(root / "notebooks")}},
+    )
+    with open("/tmp/podman.lock", "w") as lock:  # one podman user at a time on this machine
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client.execute()  # raises if any cell fails
+    printed = "".join(
+        output.get("text", "") for cell in nb.cells for output in cell.get("outputs", [])
+    )
+    assert "podman answers, but cannot get the base image python:3.11-slim" in printed
+    assert "proxy" in printed and "podman pull python:3.11-slim" in printed
+    assert "(skipped: podman cannot get python:3.11-slim; run it in a terminal)" in printed
