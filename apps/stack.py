@@ -64,8 +64,12 @@ def port_problem(api_port: int, ui_port: int) -> str | None:
     return None
 
 
-class Stop(Exception):
-    """A stop signal arrived before any server was started."""
+class Stop(BaseException):
+    """A stop signal arrived before any server was started.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: an ``except Exception`` in the code
+    it interrupts (the model checks, training) must not swallow it.
+    """
 
 
 class StopRequest:
