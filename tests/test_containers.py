@@ -108,8 +108,6 @@ pull fails at once, and nothing leaves this machine."""
 def test_notebook_05_skips_cleanly_when_the_engine_cannot_get_the_base_image(tmp_path, monkeypatch):
     """A real engine that answers but cannot pull (offline, or a proxy it does not know):
     the notebook says why and how to fix it, and runs to its end, as with no engine."""
-    import fcntl
-
     import nbformat
     from nbclient import NotebookClient
 
@@ -134,9 +132,7 @@ def test_notebook_05_skips_cleanly_when_the_engine_cannot_get_the_base_image(tmp
         timeout=600,
         resources={"metadata": {"path": str(root / "notebooks")}},
     )
-    with open("/tmp/podman.lock", "w") as lock:  # one podman user at a time on this machine
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client.execute()  # raises if any cell fails
+    client.execute()  # raises if any cell fails; the engine only answers info, inspect, pull
     printed = "".join(
         output.get("text", "") for cell in nb.cells for output in cell.get("outputs", [])
     )
