@@ -1,6 +1,6 @@
 """``python -m apps.stack``: check the models, then run the API and the UI together.
 
-This is what ``python course.py start`` runs. It makes sure the models are present and
+This is what ``python3 course.py start`` runs. It makes sure the models are present and
 verified (as ``python -m apps`` does), starts the API and the Streamlit UI as two child
 processes, waits until both answer, prints their addresses, and stops both when asked:
 Ctrl-C, ``kill`` (SIGTERM) or a closed terminal (SIGHUP) on Linux and macOS; Ctrl-C or
