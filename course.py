@@ -1,6 +1,6 @@
 """Single entry point of the course: set up the environment, start the apps, test, lint.
 
-Usage:  python course.py setup | start [args...] | test [pytest args...] | lint
+Usage:  python course.py setup | start [args...] | train [model...] | test [pytest args...] | lint
 
 Uses only the standard library so that it runs on a fresh Python (3.11.5 or newer) on
 Linux, macOS and Windows, before anything else is installed.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -100,9 +101,39 @@ def install_browser_runtime() -> int:
     return 0
 
 
+def hand_over(*args: str | Path) -> int:
+    """Run a long-lived command (the stack) so that every way of stopping it reaches it.
+
+    Linux and macOS: the command replaces this process (``exec``). It keeps this process
+    id, terminal and process group, so Ctrl-C, ``kill`` (SIGTERM) and a closed terminal
+    (SIGHUP) aimed at ``course.py`` reach the stack itself, which stops its servers and
+    only then exits. A parent left in between would have to relay each signal and wait
+    for the clean-up; with ``exec`` there is no parent to get wrong.
+
+    Windows has no real ``exec`` (``os.execv`` starts a new process and ends this one,
+    which hands the console back to the shell too early). There the command runs as a
+    child in the same console: Ctrl-C and Ctrl-Break reach every process of the console,
+    the stack included, so this process ignores them and waits until the stack is done.
+    """
+    command = [str(arg) for arg in args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name != "nt":
+        os.chdir(ROOT)
+        os.execv(command[0], command)
+    for name in ("SIGINT", "SIGBREAK"):
+        signal.signal(getattr(signal, name), lambda signum, frame: None)
+    return subprocess.run(command, cwd=ROOT, check=False).returncode
+
+
 def start(args: list[str]) -> int:
     """Set up, then run the course's main job: check the models, start the API and the UI."""
-    return setup() or run(venv_python(), "-m", "apps.stack", *args)
+    return setup() or hand_over(venv_python(), "-m", "apps.stack", *args)
+
+
+def train(args: list[str]) -> int:
+    """Set up, then train a new version of the models (all, or those named)."""
+    return setup() or run(venv_python(), "-m", "apps.training", *args)
 
 
 def test(args: list[str]) -> int:
@@ -130,16 +161,22 @@ def main(argv: list[str] | None = None) -> int:
         "start",
         help="set up, check the models, then start the API and the UI (python -m apps.stack)",
     )
+    commands.add_parser(
+        "train",
+        help="set up, then train a new version of the models (python -m apps.training)",
+    )
     commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
     commands.add_parser("lint", help="set up, then run ruff check and ruff format --check")
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("start", "test"):
+    if rest and args.command not in ("start", "train", "test"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "setup":
             return setup()
         if args.command == "start":
             return start(rest)
+        if args.command == "train":
+            return train(rest)
         if args.command == "test":
             return test(rest)
         return lint()

@@ -75,8 +75,11 @@ trap 'exit 130' INT TERM
 
 # == 1. packages =========================================================================
 log "packages"
+# golang-github-containernetworking-plugin-dnsname: with Podman 4.3's CNI networks, compose
+# services find each other by name (the UI reaches http://api:8000) only with this plugin.
 missing=()
-for pkg in podman buildah runc debootstrap uidmap slirp4netns docker-compose; do
+for pkg in podman buildah runc debootstrap uidmap slirp4netns docker-compose \
+    golang-github-containernetworking-plugin-dnsname; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

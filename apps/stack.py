@@ -1,12 +1,15 @@
 """``python -m apps.stack``: check the models, then run the API and the UI together.
 
-This is what ``python course.py start`` runs. It makes sure the models are present and
+This is what ``python3 course.py start`` runs. It makes sure the models are present and
 verified (as ``python -m apps`` does), starts the API and the Streamlit UI as two child
-processes, waits until both answer, prints their addresses, and stops both when you
-press Ctrl-C. It works the same on Linux, macOS and Windows.
+processes, waits until both answer, prints their addresses, and stops both when asked:
+Ctrl-C, ``kill`` (SIGTERM) or a closed terminal (SIGHUP) on Linux and macOS; Ctrl-C or
+Ctrl-Break on Windows. It returns only once both servers have exited, so their ports
+are free again.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -26,11 +29,9 @@ HOST = "127.0.0.1"
 UI_SCRIPT = REPO_ROOT / "apps" / "ui" / "app.py"
 STARTUP_SECONDS = 120
 STOP_SECONDS = 15
+TICK = 0.2  # seconds between two looks at the children and at the stop flag
 ON_WINDOWS = os.name == "nt"
-
-
-class Stop(Exception):
-    """Raised by the signal handlers: the user (or a service manager) asked us to stop."""
+MODELS_FAILED = "A model failed its checks (see above): not starting the apps."
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -50,12 +51,72 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         return True
 
 
+def port_problem(api_port: int, ui_port: int) -> str | None:
+    """Why the servers cannot start on these ports, or None if they can."""
+    if api_port == ui_port:
+        return f"The API and the UI cannot share port {api_port}: choose two ports."
+    for what, port, option in (("API", api_port, "--api-port"), ("UI", ui_port, "--ui-port")):
+        if not port_is_free(port):
+            return (
+                f"Port {port} is in use, so the {what} cannot start there. Is the stack "
+                f"already running? Stop it, or choose another port with {option}."
+            )
+    return None
+
+
+class Stop(BaseException):
+    """A stop signal arrived before any server was started.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: an ``except Exception`` in the code
+    it interrupts (the model checks, training) must not swallow it.
+    """
+
+
+class StopRequest:
+    """Catches the signals that mean "stop", and remembers the first one.
+
+    A Python signal handler runs in the main thread between any two of its steps. Before
+    the servers start (while the models are checked, which may mean training them) the
+    first signal raises :class:`Stop`, so the wait ends at once. Once a server may be
+    running, an exception there could fall between starting a child and recording it,
+    leaving a server that nobody stops; so from then on the handler only sets a flag,
+    which the main loop checks between steps, and later signals (a second Ctrl-C, the
+    SIGHUP of a closing terminal after a Ctrl-C) change nothing: the clean-up always
+    runs to its end.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+    """Ctrl-C; ``kill`` and service managers; a closed terminal; Ctrl-Break (Windows)."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.raises = True
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            if self.raises:
+                raise Stop(self.received)
+
+    def install(self) -> "StopRequest":
+        """Handle every stop signal this OS has, except a SIGHUP that ``nohup`` ignores."""
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:
+                continue  # SIGHUP does not exist on Windows, SIGBREAK only there
+            if name == "SIGHUP" and signal.getsignal(number) == signal.SIG_IGN:
+                continue  # started with nohup: the user asked to outlive the terminal
+            signal.signal(number, self)
+        return self
+
+
 def start(name: str, command: list[str], env: dict, log_dir: Path) -> subprocess.Popen:
     """Start a child in its own process group, its output going to ``<log_dir>/<name>.log``.
 
     Its own group, because Ctrl-C in a terminal signals the whole foreground group: the
-    children would each stop on their own, in any order. Instead only this process
-    hears Ctrl-C and stops them itself, UI first, then the API.
+    children would each stop on their own, in any order, and this process could not
+    wait for them. Instead only this process hears Ctrl-C, and stops them itself. On
+    Windows a new process group also ignores the console's Ctrl-C.
     """
     if ON_WINDOWS:
         group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
@@ -70,44 +131,48 @@ def start(name: str, command: list[str], env: dict, log_dir: Path) -> subprocess
         log.close()  # the child has its own copy of the file handle
 
 
-def answers(url: str) -> bool:
-    """True if ``url`` answers 200 within a second."""
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+def send_stop(process: subprocess.Popen, force: bool = False) -> None:
+    """SIGTERM (or SIGKILL) to the child's process group; on Windows, terminate it.
 
-
-def wait_until_up(children: dict[str, tuple[subprocess.Popen, str]], seconds: float) -> None:
-    """Wait until every child answers its health URL; fail if one exits or is too slow."""
-    deadline = time.monotonic() + seconds
-    waiting = dict(children)
-    while waiting:
-        for name, (process, url) in list(waiting.items()):
-            if process.poll() is not None:
-                raise RuntimeError(f"the {name} exited with code {process.returncode}")
-            if answers(url):
-                del waiting[name]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {' and the '.join(waiting)} did not answer in {seconds} s")
-        time.sleep(0.3)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Ask a child to stop (SIGTERM, or TerminateProcess on Windows); force it if it hangs.
-
-    gunicorn's master stops its own workers on SIGTERM, so no process-group signal is
-    needed, which keeps this portable.
+    The group, so that gunicorn's workers hear it too even if their master is stuck.
+    Only while the child has not been waited for: until then its process id, which is
+    also its group's id, cannot belong to anyone else.
     """
     if process.poll() is not None:
         return
-    process.terminate()
+    if ON_WINDOWS:  # waitress and streamlit: single processes
+        if force:
+            process.kill()
+        else:
+            process.terminate()
+        return
+    signum = signal.SIGKILL if force else signal.SIGTERM
     try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:  # started by someone else, in no group of its own
+        process.send_signal(signum)
+
+
+def stop_all(processes: list[subprocess.Popen], seconds: float = STOP_SECONDS) -> None:
+    """Ask every child to stop at once, wait for all of them, and force those that hang.
+
+    Then, on Linux and macOS, SIGKILL whatever is left in each child's group: the workers
+    of a gunicorn master that crashed would otherwise keep the port. A group's id is not
+    given to a new process while any member of the group lives, so this reaches only
+    what the child left behind.
+    """
+    for process in processes:
+        send_stop(process)
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            send_stop(process, force=True)
+            process.wait(timeout=5)
+        if not ON_WINDOWS:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -130,73 +195,103 @@ def ui_environment(api_url: str) -> dict[str, str]:
     return env
 
 
-def on_signal(signum, frame) -> None:
-    raise Stop(signal.Signals(signum).name)
+def health(url: str) -> tuple[int | None, bytes]:
+    """The status and body of ``url`` (None when nothing answers within a second)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+    except (urllib.error.URLError, OSError):
+        return None, b""
+
+
+Children = dict[str, tuple[subprocess.Popen, str]]
+"""``{"API": (process, health URL), ...}``."""
+
+
+def check_alive(children: Children) -> None:
+    """Fail, naming the child, if one of them has exited."""
+    for name, (process, _) in children.items():
+        if process.poll() is not None:
+            raise RuntimeError(f"the {name} stopped (exit code {process.returncode})")
+
+
+def wait_until_up(children: Children, seconds: float, stop: StopRequest) -> bool:
+    """Wait until every child answers 200 on its health URL; False if a stop came first.
+
+    Fails if a child exits, answers 503 (the API's models failed their checks: waiting
+    longer will not help), or is not up in time.
+    """
+    deadline = time.monotonic() + seconds
+    waiting = dict(children)
+    while waiting and not stop.received:
+        check_alive(children)
+        for name, (_, url) in list(waiting.items()):
+            status, body = health(url)
+            if status == 200:
+                del waiting[name]
+            elif status == 503:
+                reason = body.decode("utf-8", "replace")
+                raise RuntimeError(f"the {name} is not ready: {reason}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {' and the '.join(waiting)} did not answer in {seconds} s")
+        time.sleep(TICK)
+    return not stop.received
+
+
+def watch(children: Children, stop: StopRequest) -> None:
+    """Return when a stop is requested; fail if a child stops on its own before that."""
+    while not stop.received:
+        check_alive(children)
+        time.sleep(TICK)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check the models, start both servers, and wait for Ctrl-C."""
+    """Check the models, start both servers, and run until asked to stop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--ui-port", type=int, default=8501)
     args = parser.parse_args(argv)
-
-    if not check_models():
-        print("A model failed its checks (see above): not starting the apps.")
+    stop = StopRequest().install()
+    try:
+        problem = None if check_models() else MODELS_FAILED
+        problem = problem or port_problem(args.api_port, args.ui_port)
+        stop.raises = False  # from here on, a signal only sets stop.received
+    except Stop:
+        print("\nStopped before starting the apps.")
+        return 0
+    if problem:
+        print(problem)
         return 1
-    ports = (("API", args.api_port, "--api-port"), ("UI", args.ui_port, "--ui-port"))
-    for what, port, option in ports:
-        if not port_is_free(port):
-            print(
-                f"Port {port} is in use, so the {what} cannot start there. Is the stack "
-                f"already running? Stop it, or choose another port with {option}."
-            )
-            return 1
-
-    # SIGINT (Ctrl-C) raises KeyboardInterrupt by itself; SIGTERM (a service manager)
-    # and, on Windows, SIGBREAK (Ctrl-Break) would end the process without cleaning up.
-    signal.signal(signal.SIGTERM, on_signal)
-    if hasattr(signal, "SIGBREAK"):
-        signal.signal(signal.SIGBREAK, on_signal)
 
     api_url, ui_url = f"http://{HOST}:{args.api_port}", f"http://{HOST}:{args.ui_port}"
     log_dir = Path(tempfile.mkdtemp(prefix="penguins-stack-"))
-    children: dict[str, tuple[subprocess.Popen, str]] = {}
-    stopped_by_user = False
+    children: Children = {}
     try:
         api = start("api", api_command(args.api_port), dict(os.environ), log_dir)
         children["API"] = (api, f"{api_url}/health/ready")
         ui = start("ui", ui_command(args.ui_port), ui_environment(api_url), log_dir)
         children["UI"] = (ui, f"{ui_url}/_stcore/health")
         print("Starting the API and the UI ...", flush=True)
-        wait_until_up(children, STARTUP_SECONDS)
-        print(f"API: {api_url}  (interactive docs: {api_url}/docs)")
-        print(f"UI:  {ui_url}")
-        print("Press Ctrl-C to stop both.", flush=True)
-        while True:
-            for name, (process, _) in children.items():
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"the {name} stopped unexpectedly (exit code {process.returncode})"
-                    )
-            time.sleep(0.5)
-    except (KeyboardInterrupt, Stop):
-        stopped_by_user = True
-        print("\nStopping the UI and the API ...", flush=True)
+        if wait_until_up(children, STARTUP_SECONDS, stop):
+            print(f"API: {api_url}  (interactive docs: {api_url}/docs)")
+            print(f"UI:  {ui_url}")
+            print("Press Ctrl-C to stop both.", flush=True)
+            watch(children, stop)
     except RuntimeError as error:
-        print(f"\nProblem: {error}. The end of each log:")
+        print(f"\nProblem: {error}. The end of each log:", flush=True)
         for name in children:
             log = log_dir / f"{name.lower()}.log"
             print(f"  {log}\n{tail(log)}")
-    finally:
-        # A second Ctrl-C must not cut the clean-up short and leave a server running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for process, _ in reversed(children.values()):
-            stop(process)
-    if not stopped_by_user:
         return 1
+    finally:
+        if stop.received:
+            print(f"\n{stop.received}: stopping the UI and the API ...", flush=True)
+        stop_all([process for process, _ in reversed(children.values())])
     shutil.rmtree(log_dir, ignore_errors=True)
-    print("Stopped.")
+    print("Stopped.", flush=True)
     return 0
 
 

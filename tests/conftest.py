@@ -1,6 +1,13 @@
-"""Shared fixtures: the committed registry, a disposable copy of it, and the data."""
+"""Shared fixtures: the committed registry, a disposable copy of it, and the data.
 
+Also what keeps the suite honest on any machine: the developer's own ``API_*`` and
+``PENGUINS_*`` settings never reach a test or a server it starts, and under CI a tool
+that a test needs must be there (a skip would hide that nothing was tested).
+"""
+
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +16,8 @@ import pytest
 from apps import data
 from apps.config import REPO_ROOT
 from apps.registry import ModelRegistry
+
+from .servers import ISOLATED_PREFIXES
 
 MODEL_NAMES = ("species-classifier", "body-mass-regressor")
 
@@ -21,6 +30,59 @@ RECORD = {
     "body_mass_g": 5000.0,
 }
 """A valid record for the species classifier (a Gentoo), shared by the API tests."""
+
+CLASSIFIER_INPUTS = [
+    ("island", "category", False, ["Biscoe", "Dream", "Torgersen"]),
+    ("sex", "category", True, ["female", "male"]),
+    ("bill_length_mm", "number", True, (25, 70)),
+    ("bill_depth_mm", "number", True, (10, 25)),
+    ("flipper_length_mm", "number", True, (150, 250)),
+    ("body_mass_g", "number", True, (2000, 7500)),
+]
+"""The species classifier's inputs, written out here rather than read from its manifest:
+``(name, type, may be missing, categories or (minimum, maximum))``. A test that compares
+an app's output with the manifest that produced it cannot notice the manifest is wrong."""
+
+
+def in_ci() -> bool:
+    """True under continuous integration (``CI`` set, to anything but false)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_or_fail(reason: str, allow_module_level: bool = False):
+    """Skip on a developer's machine; fail under CI, where every tool must be installed."""
+    if in_ci():
+        pytest.fail(f"CI must run this test, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=allow_module_level)
+
+
+def require_tool(name: str, install: str, allow_module_level: bool = False) -> str:
+    """The path of a program on PATH; skip (or fail under CI) with how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"{name} is not installed ({install})", allow_module_level)
+    return path
+
+
+def require_course_venv() -> None:
+    """Tests that run ``course.py`` need the course's own .venv (not conda) to be current."""
+    venv = REPO_ROOT / ".venv"
+    if Path(sys.prefix).resolve() != venv.resolve():
+        skip_or_fail(f"course.py runs with {venv}; this is {sys.prefix} (python3 course.py test)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment():
+    """Remove the developer's ``API_*`` and ``PENGUINS_*`` variables for the whole run.
+
+    Session-scoped and automatic, so it runs before the session's servers start, and a
+    test that exports ``API_BACKEND=sklearn`` in its shell gets the same answers as CI.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.upper().startswith(ISOLATED_PREFIXES):
+                patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")

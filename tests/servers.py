@@ -1,4 +1,4 @@
-"""Start the real API server (gunicorn or waitress) on a free port, and stop it after.
+"""Start the real API server (gunicorn or waitress), or the whole stack, on free ports.
 
 Tests talk to it over real sockets with real clients, as a user would. The server runs
 in its own process group (a new session on Linux and macOS) so that stopping it also
@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +23,13 @@ from apps.config import REPO_ROOT
 
 ON_WINDOWS = os.name == "nt"
 DEFAULT_SERVER = "waitress" if ON_WINDOWS else "gunicorn"
+ISOLATED_PREFIXES = ("API_", "PENGUINS_")
+"""The apps' settings: a test server gets the ones its test gives, and no others."""
+
+
+def without_app_settings(environ: dict) -> dict[str, str]:
+    """A copy of an environment without any ``API_*`` or ``PENGUINS_*`` variable."""
+    return {k: v for k, v in environ.items() if not k.upper().startswith(ISOLATED_PREFIXES)}
 
 
 def free_port() -> int:
@@ -50,7 +58,9 @@ def running_api(
     """
     server = server or DEFAULT_SERVER
     port = free_port()
-    full_env = {**os.environ, "API_WORKERS": "2", "LOG_LEVEL": "WARNING", **(env or {})}
+    # Only the settings given here: never the developer's own API_* or PENGUINS_*.
+    full_env = {**without_app_settings(os.environ), "API_WORKERS": "2", "LOG_LEVEL": "WARNING"}
+    full_env.update(env or {})
     command = [
         python,
         *python_args,
@@ -120,3 +130,64 @@ def _signal_group(process: subprocess.Popen, graceful: bool) -> None:
             process.kill()
         else:
             os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_stack(
+    env: dict[str, str] | None = None, startup_seconds: float = 180
+) -> Iterator[tuple[str, str]]:
+    """Run ``python -m apps.stack`` (what ``course.py start`` runs) on free ports.
+
+    Yields the API's and the UI's base URLs once both answer. Stopped as a user stops
+    it (SIGTERM; Ctrl-Break on Windows): the stack stops both servers itself.
+    """
+    import psutil
+
+    api_port = free_port()
+    ui_port = free_port()
+    while ui_port == api_port:
+        ui_port = free_port()
+    ports = ["--api-port", str(api_port), "--ui-port", str(ui_port)]
+    if ON_WINDOWS:
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    else:
+        group = {"start_new_session": True}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apps.stack", *ports],
+            cwd=REPO_ROOT,
+            env={**without_app_settings(os.environ), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **group,
+        )
+        api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+        try:
+            for url in (f"{api}/health/ready", f"{ui}/_stcore/health"):
+                _wait_for(url, process, startup_seconds, log)
+            yield api, ui
+        finally:
+            children = psutil.Process(process.pid).children(recursive=True)
+            process.send_signal(signal.CTRL_BREAK_EVENT if ON_WINDOWS else signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            for child in children:  # nothing may outlive the test, whatever happened
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float, log) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            output = log.read().decode("utf-8", "replace")
+            raise RuntimeError(f"the stack exited with code {process.returncode}:\n{output}")
+        with contextlib.suppress(requests.ConnectionError), requests.get(url, timeout=1) as answer:
+            if answer.status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")

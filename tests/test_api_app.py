@@ -18,7 +18,7 @@ from apps.api.config import load_settings
 from apps.api.observability import setup_json_logging
 
 from . import v2_protocol
-from .conftest import MODEL_NAMES, RECORD, as_records
+from .conftest import CLASSIFIER_INPUTS, MODEL_NAMES, RECORD, as_records
 
 CLASSIFIER = "species-classifier"
 REGRESSOR = "body-mass-regressor"
@@ -178,6 +178,12 @@ def test_model_metadata(client, registry, name):
     record_schema = body["input_schema"]["record"]
     assert record_schema["additionalProperties"] is False
     assert list(record_schema["properties"]) == [c["name"] for c in manifest.input_columns]
+    if name == CLASSIFIER:  # against an expectation of its own, not the manifest again
+        expected = {name: allowed for name, _, _, allowed in CLASSIFIER_INPUTS}
+        for column in body["input_schema"]["columns"]:
+            limits = column.get("categories") or (column["minimum"], column["maximum"])
+            assert limits == expected[column["name"]]
+        assert record_schema["required"] == ["island"]
     assert body["metrics"] == manifest.data["metrics"] and body["metrics"]
     assert body["outputs"] == manifest.data["outputs"]
     if manifest.task == "classification":
@@ -582,6 +588,14 @@ def test_the_traceback_log_entry_carries_the_request_id(app, monkeypatch, json_l
 # --- docs and metrics ----------------------------------------------------------------
 
 
+def predictions_counted(client, labels: str) -> float:
+    """The ``api_predictions_total`` counter with these labels (0 before the first)."""
+    with client.get("/metrics") as response:
+        text = response.get_data(as_text=True)
+    found = re.search(rf"^api_predictions_total\{{{labels}\}} (\S+)$", text, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
 def test_openapi_docs_and_metrics(client):
     status, _, document = call(client, "GET", "/openapi.json")
     assert status == 200
@@ -591,10 +605,11 @@ def test_openapi_docs_and_metrics(client):
         assert "swagger-ui" in response.get_data(as_text=True)
     with client.get("/docs/static/js/swagger-ui-bundle.js") as response:
         assert response.status_code == 200
+    labels = 'class="Gentoo",model="species-classifier",version="1"'
+    before = predictions_counted(client, labels)
     call(client, "POST", f"/v1/models/{CLASSIFIER}/predict", json={"record": RECORD})
     with client.get("/metrics") as response:
         text = response.get_data(as_text=True)
     assert response.status_code == 200 and response.mimetype == "text/plain"
-    labels = 'class="Gentoo",model="species-classifier",version="1"'
-    assert re.search(rf"api_predictions_total\{{{labels}\}} [1-9]", text)
+    assert predictions_counted(client, labels) == before + 1, "earlier tests counted too"
     assert 'route="/v1/models/<name>/predict",status="200"' in text

@@ -3,7 +3,8 @@
 The script installs Podman (and its helpers) when missing, builds the API (full and lean
 ONNX variants) and the UI, starts the compose stack and checks it, then tears it all down.
 It takes minutes and needs root or password-less sudo for apt-get, so it runs only when
-asked: in CI (``CI=true``) or with ``RUN_CONTAINER_TESTS=1``. Deselect it with
+asked: in CI (``CI`` set to anything but false) or with ``RUN_CONTAINER_TESTS=1``. Under CI
+a missing engine fails the test instead of skipping it. Deselect it with
 ``-m "not container"``.
 """
 
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import in_ci, require_tool, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / ".ci" / "containers.sh"
@@ -34,7 +37,7 @@ def docker_engine_answers() -> bool:
 
 def why_not_run() -> str | None:
     """The reason to skip, or None when the script should run."""
-    if not (os.environ.get("CI") == "true" or os.environ.get("RUN_CONTAINER_TESTS") == "1"):
+    if not (in_ci() or os.environ.get("RUN_CONTAINER_TESTS") == "1"):
         return (
             "container tests build images for minutes: they run in CI (CI=true) or with "
             "RUN_CONTAINER_TESTS=1"
@@ -57,7 +60,7 @@ def why_not_run() -> str | None:
 def test_containers_build_and_serve(tmp_path):
     reason = why_not_run()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     log_path = tmp_path / "containers.log"
     with open(log_path, "wb") as log:
         # Its own process group: on a timeout, SIGTERM reaches the script, whose trap then
@@ -87,3 +90,52 @@ def test_containers_build_and_serve(tmp_path):
     )
     assert "containers: all checks passed" in output
     assert (ROOT / "artifacts" / "containers.md").is_file()
+
+
+BLOCKED_REGISTRY = """\
+unqualified-search-registries = ["docker.io"]
+
+[[registry]]
+location = "docker.io"
+blocked = true
+"""
+"""Podman's registries.conf for a machine whose engine cannot download anything: the
+pull fails at once, and nothing leaves this machine."""
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_notebook_05_skips_cleanly_when_the_engine_cannot_get_the_base_image(tmp_path, monkeypatch):
+    """A real engine that answers but cannot pull (offline, or a proxy it does not know):
+    the notebook says why and how to fix it, and runs to its end, as with no engine."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .test_notebook_exports import current_environment_kernel_manager
+
+    require_tool("podman", "apt-get install podman")
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "docker").mkdir()
+    for name in ["pyproject.toml", *(p.name for p in ROOT.glob("requirements*.txt"))]:
+        shutil.copy2(ROOT / name, root / name)
+    registries = tmp_path / "registries.conf"
+    registries.write_text(BLOCKED_REGISTRY)
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(registries))
+    monkeypatch.setenv("COURSE_CONTAINER_ENGINE", "podman")
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")  # the notebook skips engines under pytest
+    nb = nbformat.read(ROOT / "notebooks" / "05_docker.ipynb", as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        kernel_manager_class=current_environment_kernel_manager(),
+        timeout=600,
+        resources={"metadata": {"path": str(root / "notebooks")}},
+    )
+    client.execute()  # raises if any cell fails; the engine only answers info, inspect, pull
+    printed = "".join(
+        output.get("text", "") for cell in nb.cells for output in cell.get("outputs", [])
+    )
+    assert "podman answers, but cannot get the base image python:3.11-slim" in printed
+    assert "proxy" in printed and "podman pull python:3.11-slim" in printed
+    assert "(skipped: podman cannot get python:3.11-slim; run it in a terminal)" in printed

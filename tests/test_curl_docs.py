@@ -3,8 +3,9 @@
 Examples rot silently: a route is renamed, a body gains a field, and the docs go on
 showing a call that no longer works. So every ``curl`` line of a ```` ```bash ```` or
 ```` ```sh ```` block in ``docs/calling-the-api.md`` and ``README.md``, and every
-``!curl`` line of notebook 03, is run here with bash against a fresh server started
-with an API key, and must print the HTTP status written next to it:
+``!curl`` line of notebook 03, is run here with bash against the server the doc tells
+the reader to run: the stack of ``python3 course.py start`` (``python -m apps.stack``),
+started with the doc's own key. Each must print the HTTP status written next to it:
 
 * in Markdown, a trailing ``# -> 200`` comment, or a ``# -> 200`` line just above;
 * in the notebook, a ``# -> 200`` comment line just above the ``answer = !curl`` line (a
@@ -28,13 +29,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .servers import running_api
+from .conftest import skip_or_fail
+from .servers import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "docs" / "calling-the-api.md", ROOT / "README.md"]
 NOTEBOOK = ROOT / "notebooks" / "03_api_clients.ipynb"
 DOC_HOST = "http://127.0.0.1:8000"
-API_KEY = "curl-docs-test-key"
+START = re.compile(r"^API_KEYS=(?P<key>\S+) python3 course\.py start\b", re.MULTILINE)
+"""The doc's command that starts the server its examples call."""
 EXPECT = re.compile(r"#\s*->\s*(\d{3})\s*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
 
@@ -136,22 +139,30 @@ def test_the_examples_are_found():
         assert route in commands
 
 
+def doc_api_key() -> str:
+    """The key the doc starts the stack with (and the examples then send)."""
+    found = START.search(DOCUMENTS[0].read_text(encoding="utf-8"))
+    assert found, f"{DOCUMENTS[0].name} must say how to start the server: API_KEYS=... {START}"
+    return found["key"]
+
+
 @pytest.fixture(scope="module")
 def shell_env(tmp_path_factory):
-    """A server with an API key, and the environment a learner's shell would have."""
+    """The stack as the doc starts it, and the environment a learner's shell would have."""
     bash, curl = shutil.which("bash"), shutil.which("curl")
     if not (bash and curl):
-        pytest.skip("the cURL examples need bash and curl on PATH (Git Bash on Windows)")
+        skip_or_fail("the cURL examples need bash and curl on PATH (Git Bash on Windows)")
+    key = doc_api_key()
     bodies = tmp_path_factory.mktemp("bodies")
     source = notebook_bodies_cell(NOTEBOOK)
     if source:
         namespace: dict = {}
         exec(compile(source, f"{NOTEBOOK.name} (bodies cell)", "exec"), namespace)
         bodies = Path(namespace["BODIES"])
-    with running_api({"API_KEYS": API_KEY}) as url:
+    with running_stack({"API_KEYS": key}) as (url, _):
         env = {
             **os.environ,
-            "PENGUINS_API_KEY": API_KEY,
+            "PENGUINS_API_KEY": key,
             "PENGUINS_API_URL": url,
             "BODIES": str(bodies),
         }

@@ -2,17 +2,21 @@
 
 The collection is what learners import into Postman; if a route or an answer changes,
 its tests must say so here rather than in a learner's Postman window. newman is
-Postman's command-line runner (a Node.js program): a local ``newman`` is used if
-installed (``npm install -g newman@6``), else ``npx`` fetches it once.
+Postman's command-line runner (a Node.js program), pinned like every other tool: a local
+``newman`` is used if it is that version (``npm install -g newman@6.2.2``, as ``.ci/run``
+does), else ``npx`` fetches exactly that version once. Without either the test skips, or
+fails under CI.
 """
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .conftest import skip_or_fail
 from .servers import running_api
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +24,7 @@ COLLECTION = ROOT / "postman" / "penguins-api.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 API_KEY = "postman-test-key"
+NEWMAN_VERSION = "6.2.2"
 
 
 def requests_in(items: list[dict]) -> list[dict]:
@@ -31,12 +36,23 @@ def requests_in(items: list[dict]) -> list[dict]:
 
 
 def newman_command() -> list[str] | None:
-    """``newman``, or ``npx --yes newman@6``, or None when neither exists."""
-    if newman := shutil.which("newman"):
+    """``newman`` if it is the pinned version, or ``npx`` running that version, or None."""
+    newman = shutil.which("newman")
+    if newman and installed_version(newman) == NEWMAN_VERSION:
         return [newman]
     if npx := shutil.which("npx"):
-        return [npx, "--yes", "newman@6"]
+        return [npx, "--yes", f"newman@{NEWMAN_VERSION}"]
     return None
+
+
+def installed_version(newman: str) -> str:
+    result = subprocess.run([newman, "--version"], capture_output=True, text=True, timeout=60)
+    return result.stdout.strip()
+
+
+def test_ci_installs_the_pinned_newman():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.findall(r"NEWMAN_VERSION=([\d.]+)", ci) == [NEWMAN_VERSION]
 
 
 def test_collection_and_environment_files():
@@ -72,7 +88,8 @@ def test_collection_and_environment_files():
 def test_newman_runs_the_collection_without_failures(tmp_path):
     command = newman_command()
     if command is None:
-        pytest.skip("neither newman nor npx is installed: npm install -g newman@6")
+        install = f"npm install -g newman@{NEWMAN_VERSION}"
+        skip_or_fail(f"neither newman nor npx is installed ({install})")
     report = tmp_path / "newman.json"
     with running_api({"API_KEYS": API_KEY}) as url:
         result = subprocess.run(

@@ -146,8 +146,8 @@ def test_scikit_learn_version_mismatch_is_refused_with_a_clear_message(registry_
 
     assert "scikit-learn 0.24.2 (saved)" in message
     assert f"{sklearn.__version__} (installed)" in message
-    assert "pip install -r requirements.txt" in message
-    assert "python -m apps.training" in message
+    assert "`python3 course.py setup`" in message
+    assert "`python3 course.py train`" in message
 
 
 def test_version_mismatch_can_be_downgraded_to_a_loud_warning(registry_copy):

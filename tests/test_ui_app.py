@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from apps.config import REPO_ROOT
 
+from .conftest import CLASSIFIER_INPUTS
 from .servers import free_port
 
 APP = REPO_ROOT / "apps" / "ui" / "app.py"
@@ -116,19 +117,23 @@ def test_every_page_renders_without_errors(mode, page):
 
 
 @pytest.mark.slow
-def test_the_form_is_built_from_the_input_schema(mode, registry):
+def test_predict_opens_on_the_classifier(mode):
+    at = open_page("predict")
+    assert at.selectbox(key="model").value == "species-classifier"
+    assert "how sure it is" in texts(at.caption)
+
+
+@pytest.mark.slow
+def test_the_form_is_built_from_the_input_schema(mode):
     at = open_page("predict", "species-classifier")
-    columns = registry.manifest("species-classifier").input_columns
-    for column in columns:
-        key = f"species-classifier.{column['name']}"
-        if column["type"] == "category":
-            options = at.selectbox(key=key).options
-            expected = column["categories"] + (["unknown"] if column["nullable"] else [])
-            assert options == expected
+    for name, kind, nullable, allowed in CLASSIFIER_INPUTS:
+        key = f"species-classifier.{name}"
+        if kind == "category":
+            assert at.selectbox(key=key).options == allowed + (["unknown"] if nullable else [])
         else:
             box = at.number_input(key=key)
-            assert (box.min, box.max) == (column["minimum"], column["maximum"])
-    nullable = [c["name"] for c in columns if c["type"] == "number" and c["nullable"]]
+            assert (box.min, box.max) == allowed
+    nullable = [name for name, kind, nullable, _ in CLASSIFIER_INPUTS if kind == "number"]
     assert at.multiselect(key="species-classifier.not-measured").options == nullable
     assert "Fill in the form" in texts(at.info)
 
@@ -266,7 +271,9 @@ def test_model_page_shows_the_manifest(mode, registry):
     for name, value in manifest["metrics"]["test"].items():
         assert shown[name.replace("_", " ")] == f"{value:.3f}"
     schema = at.dataframe[0].value
-    assert list(schema["column"]) == [c["name"] for c in manifest["input_schema"]["columns"]]
+    assert list(schema["column"]) == [name for name, *_ in CLASSIFIER_INPUTS]
+    allowed = list(schema["allowed values"])[:3]
+    assert allowed == ["Biscoe, Dream, Torgersen", "female, male", "25 to 70 mm"]
     training = dict(at.dataframe[1].value.values)
     assert training["rows"] == str(manifest["training_data"]["rows"])
     assert json.loads(at.json[0].value)["name"] == "species-classifier"

@@ -4,11 +4,16 @@ Headless Chromium (Debian's ``chromium`` package), driven by Playwright, fills t
 gets a prediction, uploads a CSV file and downloads the results, and saves a screenshot
 of every page to ``artifacts/screenshots/<page>.png`` for a person to look at.
 
-Needs ``/usr/bin/chromium`` and the ``playwright`` package; ``.ci/run`` installs the
-first, ``requirements.txt`` the second. Playwright's own browser download is not used.
+Every request the browser makes is recorded: all must go to 127.0.0.1, since the course
+runs offline once installed (a page icon from a font CDN once broke that).
+
+Needs Chromium (Debian's ``chromium`` package, found on PATH) and the ``playwright``
+package; ``.ci/run`` installs the first, ``requirements.txt`` the second. Playwright's
+own browser download is not used. Without them the tests skip, or fail under CI.
 """
 
 import csv
+import importlib.util
 import io
 import os
 import subprocess
@@ -16,15 +21,21 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from apps.config import REPO_ROOT
-from apps.stack import stop, ui_command
+from apps.stack import stop_all, ui_command
 
+from .conftest import require_tool, skip_or_fail
 from .servers import free_port, running_api
 
-CHROMIUM = Path("/usr/bin/chromium")
+if importlib.util.find_spec("playwright") is None:
+    skip_or_fail("the playwright package is not installed (requirements.txt)", True)
+from playwright import sync_api
+
+CHROMIUM = require_tool("chromium", "Debian's chromium package; .ci/run installs it", True)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,15 +47,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 WAIT_MS = 30_000
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (requirements.txt)"
-)
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)",
-        allow_module_level=True,
-    )
 
 pytestmark = pytest.mark.slow
 sync_api.expect.set_options(timeout=WAIT_MS)
@@ -76,7 +78,7 @@ def ui_url(tmp_path_factory) -> Iterator[str]:
             wait_for(f"{url}/_stcore/health", ui, log)
             yield url
         finally:
-            stop(ui)
+            stop_all([ui])
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
@@ -95,15 +97,22 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 60
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+NETWORK_SCHEMES = ("http", "https", "ws", "wss")
+"""Requests that leave the browser (``data:`` and ``blob:`` URLs stay inside it)."""
 
 
 @pytest.fixture
 def page(browser, ui_url):
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
     page = context.new_page()
+    page.on("websocket", lambda socket: requested.append(socket.url))
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -112,6 +121,10 @@ def page(browser, ui_url):
     assert page.get_by_test_id("stException").count() == 0, "the app showed a traceback"
     assert not errors, f"JavaScript errors: {errors}"
     context.close()
+    network = [url for url in requested if urlsplit(url).scheme in NETWORK_SCHEMES]
+    assert network, "no request was recorded: the recorder is broken"
+    elsewhere = sorted({url for url in network if urlsplit(url).hostname != "127.0.0.1"})
+    assert not elsewhere, f"the UI needs the internet for: {elsewhere}"
 
 
 def expect(locator):
@@ -158,9 +171,13 @@ def screenshot(page, name: str) -> None:
 
 
 def test_predict_batch_model_and_explore_in_a_browser(page):
-    # Predict: fill in the form for a Gentoo and get the model's answer.
+    # Predict opens on the classifier (its caption promises "how sure it is").
     expect(page.get_by_role("heading", name="Predict", exact=True)).to_be_visible()
     settle(page)
+    expect(page.get_by_role("combobox", name="Model", exact=True)).to_have_value(
+        "species-classifier"
+    )
+    # Fill in the form for a Gentoo and get the model's answer.
     choose(page, "Model", "species-classifier")
     choose(page, "Island in the Palmer Archipelago where the bird was seen", "Biscoe")
     choose(page, "Sex of the bird", "female")

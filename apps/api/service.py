@@ -48,14 +48,31 @@ class ModelService:
             self.problems.append(f"no models found in {self.registry.root}")
         for name in self.names:
             try:
-                for version in self.registry.versions(name):
-                    self.models[name, version] = self.registry.load(
-                        name, version, backend=self.backend
-                    )
-                    self.latest[name] = version
+                self._load_versions(name)
             except RegistryError as error:
                 log.error("model %s cannot be served: %s", name, error)
                 self.problems.append(f"{name}: {error}")
+
+    def _load_versions(self, name: str) -> None:
+        """Load every version of a model; the latest must load, older ones may fail.
+
+        The latest version is what clients get by default: if it fails, the model is
+        not served at all (never silently replaced by an older one) and the server is
+        not ready. An older version that fails is logged and left out, so that a new
+        version trained after a failure is served (as ``python -m apps`` reports it).
+        """
+        versions = self.registry.versions(name)
+        *older, latest = versions
+        loaded = {latest: self.registry.load(name, latest, backend=self.backend)}
+        for version in older:
+            try:
+                loaded[version] = self.registry.load(name, version, backend=self.backend)
+            except RegistryError as error:
+                log.warning(
+                    "%s v%s is not served, having failed its checks: %s", name, version, error
+                )
+        self.models.update({(name, version): model for version, model in sorted(loaded.items())})
+        self.latest[name] = latest
 
     @property
     def widest(self) -> int:

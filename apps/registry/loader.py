@@ -215,8 +215,8 @@ class ModelRegistry:
             raise IntegrityError(
                 f"{self._label(folder / file_name)} has sha256 {actual[:12]}..., but the "
                 f"manifest pins {entry['sha256'][:12]}...: the file was changed or corrupted, "
-                "refusing to load it. Restore it (git checkout) or retrain "
-                "(python -m apps.training)."
+                "refusing to load it. Restore it (`git checkout models/`) or train a new "
+                "version (`python3 course.py train`)."
             )
         return data
 
@@ -277,8 +277,9 @@ def check_versions(
     message = (
         f"model {manifest.name} v{manifest.version} was saved with other library versions: "
         + "; ".join(mismatches)
-        + ". Install the pinned versions (pip install -r requirements.txt), retrain the model "
-        "with the installed ones (python -m apps.training), or use the ONNX backend."
+        + ". Reinstall the pinned versions (delete .venv, then `python3 course.py setup`), "
+        "train a new version with the installed ones (`python3 course.py train`), or use "
+        "the ONNX backend."
     )
     if on_mismatch == "error":
         raise VersionMismatchError(message)

@@ -9,7 +9,9 @@ import streamlit as st
 
 from apps.ui.source import open_source
 
-st.set_page_config(page_title="Penguin models", page_icon=":material/pets:", layout="wide")
+# The tab's icon is an emoji: Streamlit fetches a :material/...: page icon from a font
+# CDN, which fails offline (the icons inside the page come with Streamlit itself).
+st.set_page_config(page_title="Penguin models", page_icon="🐧", layout="wide")
 
 page = st.navigation(
     [

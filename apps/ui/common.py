@@ -33,11 +33,13 @@ def choose_model(source) -> dict:
     """A model and a version picked from what the source offers; their metadata.
 
     Nothing is hard-coded: the names and versions come from the source, so a new model
-    in the registry appears here without a change to the UI.
+    in the registry appears here without a change to the UI. Classifiers come first, so
+    that a page opens on a model that can say how sure it is.
     """
-    models = {entry["name"]: entry for entry in source.models()}
+    listed = sorted(source.models(), key=lambda e: (e["task"] != "classification", e["name"]))
+    models = {entry["name"]: entry for entry in listed}
     if not models:
-        raise SourceError("There are no models yet: run `python -m apps` to train them.")
+        raise SourceError("There are no models yet: `python3 course.py train` trains them.")
     left, right = st.columns([3, 1])
     with left:
         name = remembered_selectbox("Model", list(models), key="model")

@@ -80,7 +80,7 @@ class ApiSource:
         except ApiUnavailable as error:
             raise SourceError(
                 f"The API is not answering: {error.message}. "
-                "Check that it is running (`python -m apps.stack` starts it together "
+                "Check that it is running (`python3 course.py start` starts it together "
                 "with this UI), then retry.",
                 retry=True,
             ) from None
