@@ -269,7 +269,8 @@ def test_every_model_has_its_paths_and_its_record_schema(document, api_url) -> N
         # The record schema in the document is the one the model's metadata announces.
         metadata = requests.get(f"{api_url}/v1/models/{name}", timeout=REQUEST_TIMEOUT).json()
         body = paths[f"/v1/models/{name}/predict"]["post"]["requestBody"]
-        one_record = body["content"]["application/json"]["schema"]["oneOf"][1]
+        request = resolve(document, body["content"]["application/json"]["schema"]["$ref"])
+        one_record = request["oneOf"][1]
         record = resolve(document, one_record["properties"]["record"]["$ref"])
         assert record == metadata["input_schema"]["record"], name
     assert "post" in paths["/invocations"], "POST /invocations is not documented"
@@ -278,7 +279,8 @@ def test_every_model_has_its_paths_and_its_record_schema(document, api_url) -> N
 def test_every_answer_is_documented_as_json_and_errors_with_the_error_shape(document) -> None:
     """Our routes' errors have our shape; the V2 routes' have the protocol's."""
     for path, item in document["paths"].items():
-        error_ref = "#/components/schemas/" + ("V2Error" if path.startswith("/v2") else "Error")
+        error = "V2ErrorAnswer" if path.startswith("/v2") else "ErrorAnswer"
+        error_ref = "#/components/schemas/" + error
         for method, operation in item.items():
             label = f"{method.upper()} {path}"
             responses = operation["responses"]

@@ -142,5 +142,5 @@ def test_a_failed_start_leaves_no_folder_behind(server, private_tmp, tmp_path):
         running_api(env, server=server, log_path=log),
     ):
         pass  # pragma: no cover
-    assert "API_BACKEND must be 'onnx' or 'sklearn'" in "\n".join(log_lines(log))
+    assert "API_BACKEND must be one of ['onnx', 'sklearn']" in "\n".join(log_lines(log))
     assert ours(private_tmp) == []

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from apps.api.app import create_app
+from apps.api.contracts import InputTensor
 from apps.api.errors import ApiError
 from apps.api.v2_tensors import decode
 
@@ -276,14 +277,14 @@ def test_the_schema_check_catches_our_own_error_shape():
 
 def test_openapi_documents_the_v2_error_shape_and_binary_data(client):
     document = client.get("/openapi.json").get_json()
-    v2_error = document["components"]["schemas"]["V2Error"]
+    v2_error = document["components"]["schemas"]["V2ErrorAnswer"]
     assert v2_error["properties"]["error"] == {"type": "string"}
     for path, item in document["paths"].items():
         for operation in item.values():
             for status, response in operation["responses"].items():
                 ref = response["content"]["application/json"]["schema"].get("$ref")
-                if int(status) >= 400 and ref:
-                    expected = "V2Error" if path.startswith("/v2") else "Error"
+                if int(status) >= 400 and ref and status != "503":  # 503: the probe's answer
+                    expected = "V2ErrorAnswer" if path.startswith("/v2") else "ErrorAnswer"
                     assert ref == f"#/components/schemas/{expected}", (path, status)
     for path in (INFER, f"/v2/models/{CLASSIFIER}/versions/{{version}}/infer"):
         operation = document["paths"][path]["post"]
@@ -292,6 +293,11 @@ def test_openapi_documents_the_v2_error_shape_and_binary_data(client):
 
 
 # --- the tensor codec on its own: datatypes no model input takes ---------------------------
+
+
+def input_tensor(fields: dict) -> InputTensor:
+    """An input named ``x``, checked against the protocol's contract as a request's are."""
+    return InputTensor.model_validate({"name": "x", **fields})
 
 
 @pytest.mark.parametrize(
@@ -312,7 +318,7 @@ def test_openapi_documents_the_v2_error_shape_and_binary_data(client):
 def test_the_codec_refuses_data_that_disagree_with_their_datatype(tensor, chunk, message):
     view = None if chunk is None else memoryview(chunk)
     with pytest.raises(ApiError, match=message) as refused:
-        decode("x", tensor, view)
+        decode(input_tensor(tensor), view)
     assert refused.value.status == 400
 
 
@@ -331,14 +337,15 @@ def test_the_codec_refuses_data_that_disagree_with_their_datatype(tensor, chunk,
 )  # fmt: skip
 def test_the_codec_decodes_every_datatype(tensor, chunk, values):
     view = None if chunk is None else memoryview(chunk)
-    assert decode("x", tensor, view)[1] == values
+    assert decode(input_tensor(tensor), view)[1] == values
 
 
 def test_deeply_nested_data_cannot_exhaust_the_stack():
     data: list = [4000.0]
     for _ in range(5000):  # far deeper than Python's recursion limit
         data = [data]
-    assert decode("x", {"datatype": "FP64", "shape": [1], "data": data}, None) == ([1], [4000.0])
+    tensor = input_tensor({"datatype": "FP64", "shape": [1], "data": data})
+    assert decode(tensor, None) == ([1], [4000.0])
 
 
 # --- tritonclient, the protocol's reference client, against the real server -----------------

@@ -107,6 +107,9 @@ DIRECT = {
         "orjson",
         "prometheus_client",
         "flask-openapi3-swagger",
+        "pydantic",  # the request contracts and the OpenAPI document
+        "pydantic-core",
+        "typing-extensions",  # typed dicts of the answers
         "Werkzeug",  # Flask's, but imported by the API itself too
         "limits",  # Flask-Limiter's, but the API's SQLite store is a limits storage
     ),

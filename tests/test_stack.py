@@ -202,7 +202,7 @@ def test_a_server_that_fails_at_start_is_reported_with_its_log():
         output = stack.finish()
     assert code == 1
     assert "Problem: the API stopped" in output
-    assert "API_BACKEND must be 'onnx' or 'sklearn'" in output, "the API's log tells why"
+    assert "API_BACKEND must be one of ['onnx', 'sklearn']" in output, "the API's log tells why"
     assert stack.ports_free()
 
 

@@ -53,6 +53,9 @@ def split_at_anchors(text: str, bodies: list[str]) -> list[str]:
     for body in bodies[1:]:
         anchor = next((line for line in body.splitlines() if line.strip()), "")
         hits = [i for i, line in enumerate(lines) if line.rstrip("\n") == anchor]
+        if not hits and "(" in anchor:  # a changed signature: match the name, ``def f(``
+            stem = anchor[: anchor.index("(") + 1]
+            hits = [i for i, line in enumerate(lines) if line.startswith(stem)]
         hits = [i for i in hits if i > starts[-1]]
         if not hits:
             raise SystemExit(f"cannot find the start of an appending cell: {anchor!r}")

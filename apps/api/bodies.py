@@ -20,6 +20,7 @@ from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from apps.api.errors import ApiError, too_many_records
+from apps.api.service import model_service
 from apps.registry import InputSchema
 from apps.registry.tabular import CsvError, iter_csv
 
@@ -106,7 +107,7 @@ def json_bytes() -> bytes:
 
 def within_value_limit(data: bytes) -> bytes:
     """``data``, if the JSON text holds no more values than a valid request needs; else 413."""
-    service = current_app.extensions["model_service"]
+    service = model_service()
     limit = json_value_limit(service.max_records, service.widest)
     if json_value_bound(data) > limit:
         raise ApiError(

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from apps.config import models_dir
+from apps.registry.backends import BACKENDS
 
 DEFAULTS = {
     "MODELS_DIR": None,  # None: the registry's default (models/ or $PENGUINS_MODELS_DIR)
@@ -84,6 +85,8 @@ def load_settings(overrides: dict | None = None, environ: dict | None = None) ->
     settings["API_KEYS"] = api_keys_from(environ) or settings["API_KEYS"]
     settings.update(overrides or {})
     settings["MODELS_DIR"] = Path(settings["MODELS_DIR"] or models_dir())
-    if settings["BACKEND"] not in ("onnx", "sklearn"):
-        raise SettingsError(f"API_BACKEND must be 'onnx' or 'sklearn', not {settings['BACKEND']!r}")
+    if settings["BACKEND"] not in BACKENDS:
+        raise SettingsError(
+            f"API_BACKEND must be one of {sorted(BACKENDS)}, not {settings['BACKEND']!r}"
+        )
     return settings

@@ -11,9 +11,7 @@ whose JSON Schema the document fills in from each model's manifest.
 """
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -80,7 +78,9 @@ class PredictRequest(Body):
 
     model_config = ConfigDict(json_schema_extra=one_of("records", "record"))
 
-    records: list[Record] = Field(default=None, description="Many records, in one batch.")
+    records: list[Record] = Field(
+        default=None, min_length=1, description="Many records, in one batch."
+    )
     record: Record = Field(default=None, description="One record.")
 
     @model_validator(mode="after")
@@ -145,14 +145,18 @@ class InferRequest(Body):
 # --- MLflow's scoring format --------------------------------------------------------------
 
 
-
 def _records_or_columns(value: object) -> object:
     """A list of records, or an object of equally long column lists."""
+    if isinstance(value, list | dict) and not value:
+        raise PydanticCustomError("too_short", "must not be empty")
     if isinstance(value, list):
         return value
     if isinstance(value, dict) and all(isinstance(column, list) for column in value.values()):
-        if len({len(column) for column in value.values()}) > 1:
+        lengths = {len(column) for column in value.values()}
+        if len(lengths) > 1:
             raise PydanticCustomError("ragged", "all columns must have the same length")
+        if lengths == {0}:
+            raise PydanticCustomError("too_short", "must not be empty")
         return value
     raise PydanticCustomError(
         "records_or_columns", "must be a list of records or an object of column lists"
@@ -165,8 +169,12 @@ RecordsOrColumns = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "array", "items": RECORD_PLACEHOLDER},
-                {"type": "object", "additionalProperties": {"type": "array"}},
+                {"type": "array", "minItems": 1, "items": RECORD_PLACEHOLDER},
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": {"type": "array", "minItems": 1},
+                },
             ]
         }
     ),
@@ -179,7 +187,7 @@ class DataframeSplit(Body):
     """pandas' ``split`` orientation: the column names, then the rows of values."""
 
     columns: list[str]
-    data: list[list[Any]]
+    data: list[list[Any]] = Field(min_length=1)
     index: list[Any] = Field(default=None, description="Ignored.")
 
 
@@ -189,7 +197,7 @@ class MlflowRequest(Body):
     model_config = ConfigDict(json_schema_extra=one_of(*MLFLOW_LAYOUTS))
 
     dataframe_split: DataframeSplit = Field(default=None)
-    dataframe_records: list[Record] = Field(default=None)
+    dataframe_records: list[Record] = Field(default=None, min_length=1)
     instances: RecordsOrColumns = Field(default=None)
     inputs: RecordsOrColumns = Field(default=None)
     params: dict[str, Any] = Field(default=None, description="Accepted and ignored.")
@@ -202,134 +210,3 @@ class MlflowRequest(Body):
     def layout(self) -> str:
         """The name of the layout this body uses."""
         return next(key for key in MLFLOW_LAYOUTS if key in self.model_fields_set)
-
-
-# --- answers ---------------------------------------------------------------------------
-# Typed dictionaries: the routes build plain dicts (no cost per request), a type checker
-# holds them to these shapes, and the OpenAPI document describes them from here.
-
-
-class ErrorDetail(TypedDict):
-    status: int
-    code: str
-    message: str
-    request_id: str | None
-    details: NotRequired[list[dict[str, Any]]]
-
-
-class ErrorAnswer(TypedDict):
-    """Every error of our own routes."""
-
-    error: ErrorDetail
-
-
-class V2ErrorAnswer(TypedDict):
-    """Every error of the V2 routes: the protocol's ``{"error": "<message>"}``, and ours."""
-
-    error: str
-    code: str
-    request_id: str | None
-    details: NotRequired[list[dict[str, Any]]]
-
-
-class Liveness(TypedDict):
-    status: Literal["alive"]
-
-
-class Readiness(TypedDict):
-    status: Literal["ready", "not ready"]
-    models: dict[str, int | None]
-    problems: NotRequired[list[str]]
-
-
-class ModelSummary(TypedDict):
-    name: str
-    task: str
-    latest: int
-    versions: list[int]
-    backend: str
-
-
-class ModelList(TypedDict):
-    models: list[ModelSummary]
-
-
-class ModelMetadata(TypedDict):
-    """What :meth:`apps.registry.LoadedModel.describe` says of a model."""
-
-    name: str
-    version: int
-    versions: list[int]
-    task: str
-    description: str
-    backend: str
-    created_at: str
-    input_schema: dict[str, Any]
-    outputs: dict[str, Any]
-    metrics: dict[str, Any]
-    training_data: dict[str, Any]
-
-
-class OnePrediction(TypedDict):
-    prediction: Any  # a class label, or a value: each model's document says which
-    probabilities: NotRequired[dict[str, float]]
-
-
-class PredictAnswer(TypedDict):
-    model: str
-    version: int
-    backend: str
-    request_id: str
-    predictions: list[OnePrediction]
-
-
-class MlflowAnswer(TypedDict):
-    predictions: list[Any]
-
-
-class V2Live(TypedDict):
-    live: bool
-
-
-class V2Ready(TypedDict):
-    ready: bool
-
-
-class V2ModelReady(TypedDict):
-    name: str
-    ready: bool
-
-
-class V2ServerMetadata(TypedDict):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-class TensorMetadata(TypedDict):
-    name: str
-    datatype: str
-    shape: list[int]
-
-
-class V2ModelMetadata(TypedDict):
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-
-
-class OutputTensor(TypedDict):
-    name: str
-    shape: list[int]
-    datatype: str
-    data: NotRequired[list[Any]]
-    parameters: NotRequired[dict[str, Any]]
-
-
-class InferAnswer(TypedDict):
-    model_name: str
-    model_version: str
-    id: NotRequired[str]
-    outputs: list[OutputTensor]

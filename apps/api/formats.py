@@ -60,7 +60,9 @@ WORDS = {
 def explain(error: ContractError, contract: type[BaseModel]) -> str:
     """One sentence for a client: the first problem, where it is, and how many more."""
     problems = error.errors(include_url=False)
-    unknown = [p["loc"][0] for p in problems if p["type"] == "extra_forbidden" and len(p["loc"]) == 1]
+    unknown = [
+        p["loc"][0] for p in problems if p["type"] == "extra_forbidden" and len(p["loc"]) == 1
+    ]
     if unknown:
         shown = [shorten(str(key)) for key in unknown[:SHOWN_NAMES]]
         more = f" and {len(unknown) - SHOWN_NAMES} more" if len(unknown) > SHOWN_NAMES else ""

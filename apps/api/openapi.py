@@ -22,8 +22,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from apps import __version__
-from apps.api import contracts
+from apps.api import answers, contracts
 from apps.api.security import API_KEY_HEADER
+from apps.api.v2_tensors import NUMBER_DATATYPES
 
 STATUS_TEXT = {
     400: "Malformed request",
@@ -120,7 +121,9 @@ class Schemas:
     def of(self, kind: Any, model=None) -> dict:
         """A reference to a contract's schema, or to its variant for one model if it has one."""
         generic = self._add(kind.__name__, kind, None)
-        varies = kind in REFINE or json.dumps(contracts.RECORD_PLACEHOLDER) in json.dumps(self._raw(kind))
+        varies = kind in REFINE or json.dumps(contracts.RECORD_PLACEHOLDER) in json.dumps(
+            self._raw(kind)
+        )
         if model is None or not varies:
             return generic
         return self._add(camel(model.name) + kind.__name__, kind, model)
@@ -178,8 +181,6 @@ def _tensors(schema: dict, model) -> dict:
     """A model's V2 inputs: one tensor per column, named after it, of a fitting datatype."""
     if model is None:
         return schema
-    from apps.api.v2_tensors import NUMBER_DATATYPES
-
     tensors = [
         {
             "allOf": [ref("InputTensor")],
@@ -195,7 +196,7 @@ def _tensors(schema: dict, model) -> dict:
 
 
 REFINE: dict[Any, Callable[[dict, Any], dict]] = {
-    contracts.PredictAnswer: _predictions,
+    answers.PredictAnswer: _predictions,
     contracts.InferRequest: _tensors,
 }
 """What a model adds to a contract's schema, beyond its record."""
@@ -227,7 +228,8 @@ def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
         path = PARAMETER.sub(r"{\1}", rule.rule)
         if operation is None or (path.endswith("/") and path[:-1] in paths):
             continue  # undocumented, or the same route spelt with a final slash
-        protected = getattr(app.blueprints.get(rule.blueprint or ""), "protected", False)
+        blueprint = app.blueprints.get(rule.endpoint.rpartition(".")[0])
+        protected = getattr(blueprint, "protected", False)
         if "{name}" in path:
             chosen = [(path.replace("{name}", m.name), m) for m in models]
         elif operation.default_model:
@@ -285,9 +287,11 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
     if operation.binary_answer:
         responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
     needs_key = protected and bool(app.config["API_KEYS"])
-    errors = set(operation.errors) | ({401} if needs_key else set()) | ({429} if protected else set())
+    errors = (
+        set(operation.errors) | ({401} if needs_key else set()) | ({429} if protected else set())
+    )
     v2 = path == "/v2" or path.startswith("/v2/")
-    error = schemas.of(contracts.V2ErrorAnswer if v2 else contracts.ErrorAnswer)
+    error = schemas.of(answers.V2ErrorAnswer if v2 else answers.ErrorAnswer)
     for status in sorted(errors):
         schema = answer if status == 503 else error  # "not ready" is the probe's own answer
         content = {"application/json": {"schema": schema}}

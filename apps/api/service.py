@@ -10,7 +10,9 @@ import logging
 from collections import Counter
 
 import numpy as np
+from flask import current_app
 
+from apps.api.answers import ModelSummary
 from apps.api.errors import ApiError, shorten, too_many_records
 from apps.registry import (
     LoadedModel,
@@ -22,6 +24,11 @@ from apps.registry import (
 from apps.registry.loader import parse_version
 
 log = logging.getLogger(__name__)
+
+
+def model_service() -> "ModelService":
+    """The app's model service: the one way routes and extensions reach the models."""
+    return current_app.extensions["model_service"]
 
 
 class ModelService:
@@ -94,11 +101,28 @@ class ModelService:
             return self.models[name, self.latest[name]]
         key = (name, parse_version(version))
         if key not in self.models:
-            versions = sorted(v for n, v in self.models if n == name)
             raise ModelNotFoundError(
-                f"model '{name}' has no version '{shorten(str(version))}'; it has {versions}"
+                f"model '{name}' has no version '{shorten(str(version))}'; "
+                f"it has {self.versions(name)}"
             )
         return self.models[key]
+
+    def versions(self, name: str) -> list[int]:
+        """The versions of a model that are served, oldest first."""
+        return sorted(version for served, version in self.models if served == name)
+
+    def listing(self) -> list[ModelSummary]:
+        """Every model served: its task, versions and latest version."""
+        return [
+            {
+                "name": name,
+                "task": self.get(name).manifest.task,
+                "latest": self.latest[name],
+                "versions": self.versions(name),
+                "backend": self.backend,
+            }
+            for name in sorted(self.latest)
+        ]
 
     def predict(self, model: LoadedModel, records: list) -> Prediction:
         """Validate records against the model's schema, predict, and count the answers."""

@@ -21,7 +21,6 @@ from apps.registry import InputSchema, LoadedModel, Prediction
 from apps.registry.schema import Column
 
 
-
 def input_metadata(schema: InputSchema) -> list[dict]:
     """The model's inputs as V2 tensors: one per column, shape [-1], BYTES or FP64."""
     return [

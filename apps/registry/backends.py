@@ -6,6 +6,9 @@ when it is used: an ONNX-only server never needs scikit-learn, SciPy or pandas.
 """
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -105,3 +108,38 @@ class OnnxBackend:
     def predict_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """Class probabilities as float64, one column per class in the manifest's order."""
         return self._run(columns)[1].astype(np.float64)
+
+
+class Backend(Protocol):
+    """What every backend does: predict from the columns of validated records."""
+
+    name: str
+
+    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def predict_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """How the registry makes a backend: from which file formats, after which checks."""
+
+    loaders: dict[str, Callable[[bytes], Backend]]
+    """File format -> the function that loads its verified bytes; the first is the default."""
+    pinned_libraries: tuple[str, ...] = ()
+    """Libraries whose installed versions must be the manifest's (an unpickled model may
+    load and then predict wrongly under another version); ONNX needs none."""
+
+    @property
+    def default_format(self) -> str:
+        return next(iter(self.loaders))
+
+
+BACKENDS = {
+    "sklearn": BackendKind(
+        {"skops": SklearnBackend.from_skops, "joblib": SklearnBackend.from_joblib},
+        pinned_libraries=("scikit-learn", "numpy"),
+    ),
+    "onnx": BackendKind({"onnx": OnnxBackend}),
+}
+"""Every backend by name: ``API_BACKEND``, ``--backend`` and ``load(backend=...)`` pick one."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.config import models_dir
-from apps.registry.backends import OnnxBackend, SklearnBackend
+from apps.registry.backends import BACKENDS, Backend
 from apps.registry.errors import (
     IntegrityError,
     ModelNotFoundError,
@@ -28,8 +28,6 @@ from apps.registry.prediction import Prediction
 from apps.registry.schema import InputSchema
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("sklearn", "onnx")
 
 
 def parse_version(version: object) -> int | None:
@@ -59,17 +57,13 @@ def check_name(name: object) -> str:
     return name
 
 
-FORMATS = {"sklearn": ("skops", "joblib"), "onnx": ("onnx",)}
-"""Which file formats each backend can load; the first is the default."""
-
-
 @dataclass
 class LoadedModel:
     """A verified model ready to predict, with its manifest and input schema."""
 
     manifest: Manifest
     schema: InputSchema
-    backend: SklearnBackend | OnnxBackend
+    backend: Backend
 
     @property
     def name(self) -> str:
@@ -235,22 +229,16 @@ class ModelRegistry:
         or ``onnx``. ``on_version_mismatch`` is ``error`` (the default) or ``warn``.
         """
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        fmt = fmt or FORMATS[backend][0]
-        if fmt not in FORMATS[backend]:
-            raise ValueError(f"the {backend} backend loads {FORMATS[backend]}, not {fmt!r}")
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, not {backend!r}")
+        kind = BACKENDS[backend]
+        fmt = fmt or kind.default_format
+        if fmt not in kind.loaders:
+            raise ValueError(f"the {backend} backend loads {list(kind.loaders)}, not {fmt!r}")
         folder = self.resolve(name, version)
         manifest = Manifest.read(folder)
         data = self._verified_files(folder, manifest)[manifest.artifact_for(fmt)]
-        if backend == "sklearn":
-            check_versions(manifest, ("scikit-learn", "numpy"), on_version_mismatch)
-            loaded = (
-                SklearnBackend.from_skops(data)
-                if fmt == "skops"
-                else SklearnBackend.from_joblib(data)
-            )
-        else:
-            loaded = OnnxBackend(data)
+        check_versions(manifest, kind.pinned_libraries, on_version_mismatch)
+        loaded = kind.loaders[fmt](data)
         log.info("loaded %s v%s with the %s backend (%s)", name, manifest.version, backend, fmt)
         return LoadedModel(manifest, InputSchema.from_manifest(manifest), loaded)
 

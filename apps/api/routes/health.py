@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from apps.api.contracts import Liveness, Readiness
+from apps.api.answers import Liveness, Readiness
 from apps.api.openapi import documented
 from apps.api.service import model_service
 

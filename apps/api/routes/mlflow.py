@@ -6,8 +6,9 @@ their clients here without rewriting them.
 
 from flask import Blueprint, current_app, jsonify, request
 
+from apps.api.answers import MlflowAnswer
 from apps.api.bodies import csv_records
-from apps.api.contracts import MlflowAnswer, MlflowRequest
+from apps.api.contracts import MlflowRequest
 from apps.api.errors import ApiError
 from apps.api.formats import json_body, mlflow_json_records
 from apps.api.openapi import PREDICT_ERRORS, documented

@@ -2,7 +2,8 @@
 
 from flask import Blueprint, g, jsonify
 
-from apps.api.contracts import ModelList, ModelMetadata, PredictAnswer, PredictRequest
+from apps.api.answers import ModelList, ModelMetadata, PredictAnswer
+from apps.api.contracts import PredictRequest
 from apps.api.formats import json_body, native_records
 from apps.api.openapi import PREDICT_ERRORS, documented
 from apps.api.service import model_service

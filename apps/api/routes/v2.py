@@ -9,7 +9,7 @@ as JSON or as binary tensor data. Errors on these routes take the protocol's sha
 from flask import Blueprint, jsonify
 
 from apps import __version__
-from apps.api import contracts
+from apps.api import answers, contracts
 from apps.api.formats import read
 from apps.api.openapi import PREDICT_ERRORS, documented
 from apps.api.service import model_service
@@ -36,13 +36,13 @@ def open_blueprint() -> Blueprint:
     bp = Blueprint("v2_health", __name__, url_prefix="/v2")
 
     @bp.get("/health/live")
-    @documented("V2 liveness", ("v2",), answer=contracts.V2Live)
+    @documented("V2 liveness", ("v2",), answer=answers.V2Live)
     def server_live():
         """V2 server liveness."""
         return jsonify(live=True)
 
     @bp.get("/health/ready")
-    @documented("V2 readiness", ("v2",), answer=contracts.V2Ready, errors=(503,))
+    @documented("V2 readiness", ("v2",), answer=answers.V2Ready, errors=(503,))
     def server_ready():
         """V2 server readiness: every configured model loaded and verified."""
         ready = model_service().ready
@@ -50,7 +50,7 @@ def open_blueprint() -> Blueprint:
 
     @bp.get("/models/<name>/ready")
     @bp.get("/models/<name>/versions/<version>/ready")
-    @documented("Is {name} ready", ("v2",), answer=contracts.V2ModelReady, errors=(404,))
+    @documented("Is {name} ready", ("v2",), answer=answers.V2ModelReady, errors=(404,))
     def model_ready(name: str, version: str | None = None):
         """V2 model readiness; 404 for a model or version we do not serve."""
         model = model_service().get(name, version)
@@ -82,19 +82,19 @@ def blueprint() -> Blueprint:
 
     @bp.get("")
     @bp.get("/")  # the specification's OpenAPI document spells it /v2/
-    @documented("V2 server metadata", ("v2",), answer=contracts.V2ServerMetadata)
+    @documented("V2 server metadata", ("v2",), answer=answers.V2ServerMetadata)
     def server_metadata():
         """V2 server metadata, with the extensions the server supports."""
         return jsonify(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
 
     @bp.get("/models/<name>")
     @bp.get("/models/<name>/versions/<version>")
-    @documented("V2 metadata of {name}", ("v2",), answer=contracts.V2ModelMetadata, errors=(404,))
+    @documented("V2 metadata of {name}", ("v2",), answer=answers.V2ModelMetadata, errors=(404,))
     def model_metadata(name: str, version: str | None = None):
         """V2 model metadata: one input tensor per column, and the output tensors."""
         service = model_service()
         model = service.get(name, version)
-        answer: contracts.V2ModelMetadata = {
+        answer: answers.V2ModelMetadata = {
             "name": model.name,
             "versions": [str(v) for v in service.versions(name)],
             "platform": service.backend,
@@ -109,7 +109,7 @@ def blueprint() -> Blueprint:
         "Open Inference Protocol inference with {name}",
         ("v2",),
         body=contracts.InferRequest,
-        answer=contracts.InferAnswer,
+        answer=answers.InferAnswer,
         errors=PREDICT_ERRORS,
         binary_answer=True,
         headers=(BINARY_HEADER_PARAMETER,),
@@ -125,7 +125,7 @@ def blueprint() -> Blueprint:
         choice = output_choice(request, model)
         prediction = service.predict(model, records)
         outputs, blobs = encode(model_outputs(model, prediction, choice))
-        answer: contracts.InferAnswer = {
+        answer: answers.InferAnswer = {
             "model_name": model.name,
             "model_version": str(model.version),
             "outputs": outputs,
