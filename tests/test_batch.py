@@ -4,8 +4,10 @@ Every test runs ``python -m apps.batch score`` in a fresh process on files writt
 and reads what it wrote back from the disk.
 """
 
+import contextlib
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -496,3 +498,38 @@ def test_each_crash_state_resumes_to_the_same_files(tmp_path, crash):
     assert result.returncode == 0, result.stderr
     assert "complete already" not in result.stderr
     assert_exactly_once(output, reference)
+
+
+# --- progress: a bar on a terminal, plain lines in a log -------------------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals are a POSIX feature")
+def test_a_terminal_gets_a_progress_bar_and_a_log_gets_none(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    source = mixed_file(tmp_path / "birds.csv", rows=3000)
+    common = ["--model", MODEL, "--chunk-rows", 500]
+    piped = score(source, "--output", tmp_path / "piped", *common)
+    assert piped.returncode == 0
+    assert "\r" not in piped.stderr and "%|" not in piped.stderr
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen(
+        command(source, "--output", tmp_path / "terminal", *common),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal closes when the job ends
+        while chunk := os.read(controller, 4096):
+            shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=120) == 0
+    text = shown.decode(errors="replace")
+    assert "scoring: 100%|" in text and "rows/s" in text
