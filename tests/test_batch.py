@@ -382,7 +382,7 @@ def test_an_output_from_another_input_or_model_is_never_resumed(tmp_path):
     assert f"{source.as_posix()} has changed since (sha256 " in changed.stderr
 
     mixed_file(source, rows=200)  # back to what it was
-    assert "--chunk-rows was 100000, now 50" in score(source, *common, "--chunk-rows", 50).stderr
+    assert "--chunk-rows was 50000, now 50" in score(source, *common, "--chunk-rows", 50).stderr
     assert (
         "--backend was onnx, now sklearn" in score(source, *common, "--backend", "sklearn").stderr
     )

@@ -44,9 +44,9 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--chunk-rows",
         type=_positive,
-        default=100_000,
+        default=50_000,
         metavar="N",
-        help="rows per chunk (default 100000)",
+        help="rows per chunk (default 50000)",
     )
     score.add_argument(
         "--keep",

@@ -30,7 +30,7 @@ class Settings:
     output: str
     version: int | None = None
     backend: str = "onnx"
-    chunk_rows: int = 100_000
+    chunk_rows: int = 50_000
     format: str = "parquet"
     keep: tuple[str, ...] = ()
     engine: str = "local"

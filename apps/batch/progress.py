@@ -66,7 +66,18 @@ class Progress:
 
 
 def peak_memory_mib() -> float | None:
-    """The most memory (resident set) this process has used so far, in MiB."""
+    """The most memory (resident set) this process has used so far, in MiB.
+
+    On Linux from ``VmHWM``: ``getrusage`` would also count the process that started
+    this one, whose peak survives ``exec``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -76,6 +87,4 @@ def peak_memory_mib() -> float | None:
             return None
         return psutil.Process().memory_info().peak_wset / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (
-        peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-    )  # bytes on macOS, KiB elsewhere
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS

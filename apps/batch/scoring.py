@@ -19,7 +19,7 @@ from apps.batch.commit import write_atomically
 from apps.batch.inputs import Source
 from apps.batch.output import REJECT_PARTS, SCORED
 from apps.batch.reading import ReadChunk, read_chunk
-from apps.registry import IntegrityError, LoadedModel, ModelRegistry, Prediction
+from apps.registry import IntegrityError, LoadedModel, ModelRegistry
 from apps.registry.manifest import MANIFEST_FILE, sha256_bytes
 
 
@@ -80,17 +80,7 @@ def score(read: ReadChunk, label: str, model: LoadedModel, keep: tuple[str, ...]
     columns = {"source_file": pa.repeat(label, len(good)), "source_row": pa.array(read.rows[good])}
     columns |= {name: read.kept[name].take(good) for name in keep}
     target = model.manifest.data["outputs"]["target"]
-    if len(good):
-        answer = answer_in_slices(model, model.schema.columns_of(read.cells, good))
-        columns[f"predicted_{target}"] = pa.array(answer.outputs)
-        for number, name in enumerate(answer.classes):
-            columns[f"probability_{name}"] = pa.array(answer.probabilities[:, number])
-    else:
-        kind = pa.string() if model.manifest.task == "classification" else pa.float64()
-        columns[f"predicted_{target}"] = pa.array([], kind)
-        columns |= {
-            f"probability_{name}": pa.array([], pa.float64()) for name in model.manifest.classes
-        }
+    columns |= prediction_columns(model, model.schema.columns_of(read.cells, good), target)
     columns["model_version"] = pa.repeat(pa.scalar(model.version, pa.int32()), len(good))
     fields, messages = model.schema.describe(problems)
     found = sorted(
@@ -112,11 +102,13 @@ PREDICT_ROWS = 10_000
 """Rows per call to the model: its working memory stays small whatever the chunk size."""
 
 
-def answer_in_slices(model: LoadedModel, columns: dict[str, np.ndarray]) -> Prediction:
-    """The model's answer for all rows, asked :data:`PREDICT_ROWS` rows at a time.
+def prediction_columns(model: LoadedModel, columns: dict[str, np.ndarray], target: str) -> dict:
+    """``predicted_<target>`` (and ``probability_<class>`` for a classifier), as Arrow arrays.
 
-    ONNX Runtime keeps the largest working memory it ever needed; slicing keeps that
-    at the size of a slice, not of a chunk.
+    The model is asked :data:`PREDICT_ROWS` rows at a time: ONNX Runtime keeps the
+    largest working memory it ever needed, so slicing keeps that at the size of a slice.
+    A classifier's label is its most probable class, stored as a dictionary (class
+    number and names), so a million labels are integers, not Python strings.
     """
     size = len(next(iter(columns.values())))
     answers = [
@@ -125,11 +117,20 @@ def answer_in_slices(model: LoadedModel, columns: dict[str, np.ndarray]) -> Pred
         )
         for start in range(0, size, PREDICT_ROWS)
     ]
-    probabilities = None
-    if answers[0].probabilities is not None:
-        probabilities = np.concatenate([answer.probabilities for answer in answers])
-    outputs = np.concatenate([answer.outputs for answer in answers])
-    return Prediction(outputs, probabilities, answers[0].classes)
+    if model.manifest.task != "classification":
+        values = np.concatenate([a.outputs for a in answers]) if answers else np.zeros(0)
+        return {f"predicted_{target}": pa.array(values, pa.float64())}
+    classes = model.manifest.classes
+    probabilities = (
+        np.concatenate([a.probabilities for a in answers])
+        if answers
+        else np.zeros((0, len(classes)))
+    )
+    best = pa.array(probabilities.argmax(axis=1).astype(np.int32), pa.int32())
+    result = {f"predicted_{target}": pa.DictionaryArray.from_arrays(best, pa.array(classes))}
+    for number, name in enumerate(classes):
+        result[f"probability_{name}"] = pa.array(probabilities[:, number])
+    return result
 
 
 def score_chunk(job: Job, chunk) -> dict:
@@ -175,7 +176,8 @@ def encode(table: pa.Table, fmt: str) -> memoryview:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, sink, compression="zstd")
+        texts = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+        pq.write_table(table, sink, compression="zstd", use_dictionary=texts)
     else:
         import pyarrow.csv as pacsv
 
