@@ -23,7 +23,7 @@ EXACT_BELOW = 32
 def text_cells(array: pa.ChunkedArray | pa.Array, column: Column) -> Cells:
     """Cells of a CSV column read as text (null for an empty cell)."""
     array = _combined(array)
-    null = array.is_null().to_numpy(zero_copy_only=False)
+    null = null_mask(array)
     if column.type == "number":
         try:
             numbers = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
@@ -80,8 +80,19 @@ def typed_cells(array: pa.ChunkedArray | pa.Array, column: Column) -> Cells:
         encoded = pc.dictionary_encode(array)
         ids = pc.fill_null(encoded.indices, 0).to_numpy()
         texts = encoded.dictionary.to_pylist()
-    null = array.is_null().to_numpy(zero_copy_only=False)
+    null = null_mask(array)
     return Cells(np.where(null, NULL, kind).astype(np.uint8), numbers, ids, texts)
+
+
+def null_mask(array: pa.Array) -> np.ndarray:
+    """Which values are null, as a NumPy mask, read from Arrow's validity bitmap."""
+    if array.null_count == 0:
+        return np.zeros(len(array), dtype=bool)
+    if array.null_count == len(array):
+        return np.ones(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    valid = np.unpackbits(bits, bitorder="little")[array.offset : array.offset + len(array)]
+    return valid == 0
 
 
 def _combined(array: pa.ChunkedArray | pa.Array) -> pa.Array:

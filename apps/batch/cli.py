@@ -23,6 +23,7 @@ exit codes:
 
 
 def parser() -> argparse.ArgumentParser:
+    """``python -m apps.batch score``'s options, in two groups (see ``--help``)."""
     main = argparse.ArgumentParser(prog="python -m apps.batch", description=__doc__.split(":")[0])
     commands = main.add_subparsers(dest="command", required=True)
     score = commands.add_parser(
@@ -33,66 +34,72 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders of files")
-    score.add_argument("--model", required=True, help="the model's name in the registry")
-    score.add_argument("--version", type=int, help="the model's version (default: the latest)")
-    score.add_argument("--output", required=True, metavar="DIR", help="the output folder")
-    score.add_argument("--backend", choices=("onnx", "sklearn"), default="onnx")
-    score.add_argument(
-        "--format", choices=("parquet", "csv"), default="parquet", help="of the scored files"
-    )
-    score.add_argument(
-        "--chunk-rows",
-        type=_positive,
-        default=50_000,
-        metavar="N",
-        help="rows per chunk (default 50000)",
-    )
-    score.add_argument(
+    _what(score.add_argument_group("what to score, and where the results go"))
+    _where(score.add_argument_group("where it runs"))
+    return main
+
+
+def _what(group) -> None:
+    group.add_argument("inputs", nargs="+", metavar="INPUT", help="files, or folders of files")
+    group.add_argument("--model", required=True, help="the model's name in the registry")
+    group.add_argument("--version", type=int, help="the model's version (default: the latest)")
+    group.add_argument("--output", required=True, metavar="DIR", help="the output folder")
+    group.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    group.add_argument(
         "--keep",
         nargs="+",
         action="extend",
         default=[],
         metavar="COLUMN",
-        help="input columns copied to the output (ids)",
+        help="input columns copied to the output, such as ids",
     )
-    score.add_argument(
+    group.add_argument(
         "--max-reject-fraction",
         type=_fraction,
         metavar="F",
         help="exit with 3 if more than this share of the rows is rejected",
     )
-    score.add_argument("--engine", choices=("local", "dask"), default="local")
-    score.add_argument(
+    group.add_argument(
+        "--models",
+        metavar="DIR",
+        help="the model registry folder (default: models/, or $PENGUINS_MODELS_DIR)",
+    )
+
+
+def _where(group) -> None:
+    group.add_argument("--backend", choices=("onnx", "sklearn"), default="onnx")
+    group.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        default=50_000,
+        metavar="N",
+        help="rows read, checked, scored and committed together (default 50000)",
+    )
+    group.add_argument("--engine", choices=("local", "dask"), default="local")
+    group.add_argument(
         "--threads",
         type=_positive,
         metavar="N",
-        help="local engine: threads (default: cores, at most 4)",
+        help="local engine: threads (default: one per core, at most 4)",
     )
-    score.add_argument(
+    group.add_argument(
         "--workers",
         type=_positive,
         default=2,
         metavar="N",
-        help="dask engine: LocalCluster worker processes",
+        help="dask engine: worker processes of a new LocalCluster (default 2)",
     )
-    score.add_argument(
+    group.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="dask engine: an existing cluster, e.g. tcp://host:8786",
+        help="dask engine: an existing cluster instead, such as tcp://host:8786",
     )
-    score.add_argument(
+    group.add_argument(
         "--dashboard",
         default="127.0.0.1:8787",
         metavar="HOST:PORT",
         help="dask engine: where the LocalCluster's dashboard listens",
     )
-    score.add_argument(
-        "--models",
-        metavar="DIR",
-        help="the model registry folder (default: models/ or $PENGUINS_MODELS_DIR)",
-    )
-    return main
 
 
 def _positive(text: str) -> int:
