@@ -200,7 +200,9 @@ folder = Path(tempfile.mkdtemp())
 code = main(["score", str(folder / "in.csv"), "--model", "species-classifier",
              "--output", str(folder / "out"), "--format", "csv"])
 assert code == 0, code
-main(["score", str(folder / "in.csv"), "--model", "species-classifier", "--output", str(folder / "p")])
+code = main(["score", str(folder / "in.csv"), "--model", "species-classifier",
+             "--output", str(folder / "p")])
+assert code == 0, code
 """
 REPORT = """
 import ast, importlib.metadata as md, json, sys

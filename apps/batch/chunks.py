@@ -24,7 +24,8 @@ class Chunk:
     For a CSV file, ``payload`` is the chunk's lines as bytes (without the header) and
     ``first_row`` the line number of the first one (the header is line 1); for Parquet,
     an Arrow table and the number of its first row (the first row of the file is 1).
-    ``done`` is how far into the input's stored bytes the chunk ends.
+    ``done`` is how far into the input's stored bytes the chunk ends (for gzip, about:
+    as far as the decompressor has read).
     """
 
     source: int
@@ -39,11 +40,13 @@ def chunks(source: Source, number: int, chunk_rows: int, columns: list[str]) -> 
     if source.format == "parquet":
         yield from _parquet_chunks(source, number, chunk_rows, columns)
         return
-    with source.open_raw() as raw, gzip.open(raw) if source.format == "csv.gz" else raw as file:
-        file.readline()  # the header, already read by inputs.inspect
+    compressed = source.format == "csv.gz"
+    with source.open_raw() as raw, gzip.open(raw) if compressed else raw as file:
+        position = len(file.readline())  # the header, already read by inputs.inspect
         line = 2
         for index, payload in enumerate(_line_blocks(file, chunk_rows)):
-            yield Chunk(number, index, line, payload, raw.tell())
+            position += len(payload)
+            yield Chunk(number, index, line, payload, raw.tell() if compressed else position)
             line += chunk_rows
 
 

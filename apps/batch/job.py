@@ -86,7 +86,8 @@ def run(settings: Settings, stream=None, announce=print) -> dict:
     output = Output.open(settings.output, identity)
     if output.finished:
         announce(f"{settings.output} is complete already: nothing to do.")
-        return output.run_record()
+        record = output.run_record()  # judged again: --max-reject-fraction may be new
+        return record | _verdict(record["rows"], settings.max_reject_fraction)
     engine = (
         LocalEngine(settings.threads)
         if settings.engine == "local"
@@ -130,18 +131,24 @@ def _run_record(settings: Settings, identity: dict, output: Output, engine: str,
     entries = output.done.values()
     rows = {key: sum(e[key] for e in entries) for key in ("rows", "scored", "rejected", "problems")}
     rows["read"] = rows.pop("rows")
-    limit = settings.max_reject_fraction
+    return (
+        identity
+        | _verdict(rows, settings.max_reject_fraction)
+        | {
+            "rows": rows,
+            "scored_files": sum(name.startswith(SCORED) for e in entries for name in e["files"]),
+            "engine": engine,
+            "attempts": output.attempts,
+            "started": output.first_started or started,
+            "finished": _now(),
+        }
+    )
+
+
+def _verdict(rows: dict, limit: float | None) -> dict:
+    """Complete, or too many rejects for ``--max-reject-fraction`` (exit code 3)."""
     too_many = limit is not None and rows["rejected"] > limit * rows["read"]
-    return identity | {
-        "status": "too many rejects" if too_many else "complete",
-        "max_reject_fraction": limit,
-        "rows": rows,
-        "scored_files": sum(name.startswith(SCORED) for e in entries for name in e["files"]),
-        "engine": engine,
-        "attempts": output.attempts,
-        "started": output.first_started or started,
-        "finished": _now(),
-    }
+    return {"status": "too many rejects" if too_many else "complete", "max_reject_fraction": limit}
 
 
 def _pending(job: Job, schema, chunk_rows: int, output: Output, progress: Progress, spans: dict):
