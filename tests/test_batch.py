@@ -533,3 +533,16 @@ def test_a_terminal_gets_a_progress_bar_and_a_log_gets_none(tmp_path):
     assert process.wait(timeout=120) == 0
     text = shown.decode(errors="replace")
     assert "scoring: 100%|" in text and "rows/s" in text
+
+
+def test_a_model_that_does_not_verify_fails_with_1_before_anything_is_written(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models", models)
+    (models / MODEL / "1" / "model.onnx").write_bytes(b"not the model that was saved")
+    write_csv(tmp_path / "birds.csv", penguin_rows(3))
+    result = score(
+        tmp_path / "birds.csv", "--model", MODEL, "--output", tmp_path / "out", "--models", models
+    )
+    assert result.returncode == 1, result.stderr
+    assert "model.onnx has sha256" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
