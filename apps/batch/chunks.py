@@ -56,7 +56,10 @@ def _parquet_chunks(source, number: int, chunk_rows: int, columns: list[str]) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    file = pq.ParquetFile(io.BytesIO(source.data) if source.data is not None else source.path)
+    where = io.BytesIO(source.data) if source.data is not None else source.path
+    # pre_buffer=False: with it, Arrow keeps a little of every row group read, and memory
+    # grows with the file (0.5 MiB per 50,000 rows here), which is what chunks must avoid.
+    file = pq.ParquetFile(where, pre_buffer=False)
     rows = file.metadata.num_rows
     first = 1
     batches = file.iter_batches(batch_size=chunk_rows, columns=columns)
