@@ -234,6 +234,9 @@ def test_an_output_folder_that_holds_something_else_is_refused(tmp_path):
     assert result.returncode == 2
     assert "is not empty and was not written by this command" in result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+    into_a_file = score(tmp_path / "good.csv", "--model", MODEL, "--output", tmp_path / "good.csv")
+    assert into_a_file.returncode == 2
+    assert "is a file, not a folder" in into_a_file.stderr
 
 
 # --- the output: the same input and model give the same bytes -------------------------------

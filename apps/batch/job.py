@@ -9,6 +9,7 @@ chosen engine; last, the rejects are merged and the run record is written.
 import datetime
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from apps.batch.chunks import chunks
 from apps.batch.engines import DaskEngine, LocalEngine, run_chunks
@@ -56,7 +57,7 @@ def prepare(settings: Settings) -> tuple[Job, InputSchema, dict]:
         backend=settings.backend,
         manifest_sha256=sha256_bytes((folder / MANIFEST_FILE).read_bytes()),
         sources=tuple(sources),
-        output=str(settings.output),
+        output=str(Path(settings.output).resolve()),  # workers may start elsewhere
         format=settings.format,
         keep=tuple(settings.keep),
     )

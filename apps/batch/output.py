@@ -40,6 +40,8 @@ class Output:
         """Start a new output folder, or reopen one that the same job began."""
         output = cls(folder, identity)
         ledger = output.folder / LEDGER
+        if output.folder.exists() and not output.folder.is_dir():
+            raise OutputError(f"{folder} is a file, not a folder: choose a new --output folder")
         if ledger.is_file():
             output._resume(ledger)
         elif output.folder.exists() and any(output.folder.iterdir()):

@@ -34,7 +34,6 @@ class ReadChunk:
     cells: dict[str, Cells]
     kept: dict[str, pa.Array]
     problems: list[tuple[int, str | None, str]] = field(default_factory=list)
-    raw: pa.Table | None = None  # every column as read, for a UI that shows the file back
 
 
 def read_chunk(
@@ -61,7 +60,7 @@ def read_chunk(
     )
     cells = {c.name: typed.get(c.name, absent) for c in schema.columns}
     kept = {name: table[name].combine_chunks() for name in keep}
-    return ReadChunk(rows, cells, kept, problems, table)
+    return ReadChunk(rows, cells, kept, problems)
 
 
 def parse_csv(payload: bytes, first_line: int, header: tuple[str, ...], wanted: list[str]):
