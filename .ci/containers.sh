@@ -8,12 +8,13 @@
 # two workarounds for the sandbox in a containers.conf of its own. Learners use Docker with
 # the real base image; the Dockerfiles and compose.yaml are the same for both.
 #
-# Steps: install what is missing; hadolint both Dockerfiles; validate compose.yaml; build
-# the API (full and onnx variants) and the UI through podman-compose; start the stack;
-# check health, a prediction with the API key, the UI and its link to the API by service
-# name; run the lean ONNX image alone and check that scikit-learn is not in it; tear
-# everything down (also on failure); print build times and image sizes, and write them to
-# artifacts/containers.md.
+# Steps: install what is missing; hadolint the Dockerfiles; validate compose.yaml; build
+# the API (full and onnx variants), the UI and the batch job through podman-compose; start
+# the stack; check health, a prediction with the API key, the UI and its link to the API
+# by service name; run the lean ONNX image alone and check that scikit-learn is not in it;
+# run the batch service (compose profile "batch") on a small file and check its output;
+# tear everything down (also on failure); print build times and image sizes, and write
+# them to artifacts/containers.md.
 #
 # Only 127.0.0.1 is targeted. Environment (all optional): CONTAINER_TOOLS_DIR (where the
 # tools venv is kept), CI_API_PORT, CI_UI_PORT, CI_LEAN_PORT (host ports, default 18000,
@@ -27,7 +28,7 @@ HADOLINT_VERSION=2.14.0
 PODMAN_COMPOSE_VERSION=1.6.0
 BASE_IMAGE=localhost/python-base:ci
 PROJECT=penguins-ci
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' apps/__init__.py | head -n 1)
 TOOLS_DIR=${CONTAINER_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/penguins-deploy-course/container-tools}
 API_PORT=${CI_API_PORT:-18000}
 UI_PORT=${CI_UI_PORT:-18501}
@@ -147,7 +148,7 @@ if [ "$BASE_SECONDS" = cached ]; then echo "ready (cached)"; else echo "ready (b
 
 # == 3. lint =============================================================================
 log "hadolint"
-"$HADOLINT" --failure-threshold warning docker/api.Dockerfile docker/ui.Dockerfile
+"$HADOLINT" --failure-threshold warning docker/api.Dockerfile docker/ui.Dockerfile docker/batch.Dockerfile
 echo "no warnings"
 
 log "compose file"
@@ -175,7 +176,7 @@ build() { # build KEY IMAGE SERVICE [VAR=VALUE...]: one image, through compose.y
     start=$(now)
     env "$@" "$PODMAN_COMPOSE" --project-name "$PROJECT" \
         --podman-build-args "--network=host --format=docker" \
-        -f docker/compose.yaml -f docker/compose.ci.yaml \
+        -f docker/compose.yaml -f docker/compose.ci.yaml --profile "$service" \
         build --build-arg "SOURCE_URL=$SOURCE_URL" "$service" >"$WORK/build-$key.log" 2>&1 ||
         { tail -n 40 "$WORK/build-$key.log"; fail "building $image"; }
     BUILD_SECONDS[$key]=$(seconds_since "$start")
@@ -185,6 +186,9 @@ build() { # build KEY IMAGE SERVICE [VAR=VALUE...]: one image, through compose.y
 build api-full "localhost/penguins-api:full" api API_VARIANT=full
 build api-onnx "localhost/penguins-api:onnx" api API_VARIANT=onnx
 build ui "localhost/penguins-ui:$VERSION" ui
+build batch "localhost/penguins-batch:$VERSION" batch
+[ "$(podman image inspect --format '{{.Config.User}}' "localhost/penguins-batch:$VERSION")" = "10001:10001" ] ||
+    fail "the batch image does not run as 10001:10001"
 for image in localhost/penguins-api:full "localhost/penguins-ui:$VERSION"; do
     [ -n "$(podman image inspect --format '{{.Config.Healthcheck}}' "$image" | grep -v '<nil>')" ] ||
         fail "$image has no HEALTHCHECK"
@@ -321,7 +325,31 @@ done
 echo "import sklearn / scipy / pandas / pip: fail, as they should"
 podman rm --force "$LEAN_NAME" >/dev/null 2>&1
 
-# == 7. report ===========================================================================
+# == 7. the batch job, as compose runs it ===================================================
+log "batch: compose --profile batch run"
+export BATCH_DATA=$WORK/batch-data
+mkdir -p "$BATCH_DATA/incoming" "$BATCH_DATA/scored"
+chmod 0777 "$BATCH_DATA/scored" # written by the container's user, 10001
+printf '%s\n' "id,island,sex,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g" \
+    "a,Torgersen,male,39.1,18.7,181,3750" "b,Atlantis,female,46.5,17.9,192,3500" \
+    "c,Biscoe,female,46.5,14.5,215,4800" "d,Dream,male,50.0,19.5,196,3900" \
+    >"$BATCH_DATA/incoming/birds.csv"
+compose --profile batch run --rm batch score /data/incoming --model species-classifier \
+    --output /data/scored/ci --keep id >"$WORK/batch.log" 2>&1 ||
+    { cat "$WORK/batch.log"; fail "the batch service"; }
+python3 - "$BATCH_DATA/scored/ci" <<'EOF'
+import csv, json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+record = json.loads((out / "run.json").read_text())
+assert record["rows"] == {"read": 4, "scored": 3, "rejected": 1, "problems": 1}, record["rows"]
+(reject,) = csv.DictReader((out / "rejects.csv").open())
+assert (reject["source_row"], reject["field"]) == ("3", "island"), reject
+parts = sorted((out / "scored").glob("part-*.parquet"))
+assert len(parts) == 1, parts
+print("batch service: 4 rows read, 3 scored, 1 rejected (line 3, island);", parts[0].name)
+EOF
+
+# == 8. report ===========================================================================
 RATIO=$(awk -v a="${SIZE[api-onnx]}" -v b="${SIZE[api-full]}" 'BEGIN { printf "%.2f", a / b }')
 mkdir -p artifacts
 {
@@ -335,11 +363,12 @@ mkdir -p artifacts
     echo "| image | build (s) | size (MB) | added (MB) |"
     echo "|---|---:|---:|---:|"
     echo "| $BASE_IMAGE (base) | $BASE_SECONDS | $(mb "$BASE_SIZE") | |"
-    for key in api-full api-onnx ui; do
+    for key in api-full api-onnx ui batch; do
         case $key in
             api-full) name=penguins-api:full ;;
             api-onnx) name=penguins-api:onnx ;;
             ui) name=penguins-ui ;;
+            batch) name=penguins-batch ;;
         esac
         echo "| $name | ${BUILD_SECONDS[$key]} | $(mb "${SIZE[$key]}") | $(mb "$((SIZE[$key] - BASE_SIZE))") |"
     done

@@ -1,7 +1,8 @@
 """The container images build, pass hadolint, and serve: ``.ci/containers.sh`` end to end.
 
 The script installs Podman (and its helpers) when missing, builds the API (full and lean
-ONNX variants) and the UI, starts the compose stack and checks it, then tears it all down.
+ONNX variants), the UI and the batch job, starts the compose stack and checks it, runs
+the batch service on a small file, then tears it all down.
 It takes minutes and needs root or password-less sudo for apt-get, so it runs only when
 asked: in CI (``CI`` set to anything but false) or with ``RUN_CONTAINER_TESTS=1``. Under CI
 a missing engine fails the test instead of skipping it. Deselect it with
@@ -89,6 +90,7 @@ def test_containers_build_and_serve(tmp_path):
         f".ci/containers.sh failed ({status}); its output ends with:\n" + (output[-12000:])
     )
     assert "containers: all checks passed" in output
+    assert "batch service: 4 rows read, 3 scored, 1 rejected" in output  # compose profile batch
     assert (ROOT / "artifacts" / "containers.md").is_file()
 
 

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 WRITEFILE = re.compile(r"^%%writefile(?P<append>\s+(?:-a|--append))?\s+(?P<target>\S+)\s*$")
-EXPORTS = ("apps", "docker", ".dockerignore")
-"""What notebooks write: the apps' package, the container files and their ignore list."""
+EXPORTS = ("apps", "docker", ".dockerignore", "deploy")
+"""What notebooks write: the apps' package, the container files and their ignore list,
+and the files that deploy them (schedules, services)."""
 KERNEL_TIMEOUT = 600
 PROBE_MARK = "course-test-probe:"
 

@@ -8,7 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.registry import InputSchema, ValidationError
-from apps.registry.schema import MISSING, SMALL_BATCH
+from apps.registry.schema import (
+    ABSENT,
+    MISSING,
+    NOT_TEXT,
+    NULL,
+    NUMBER,
+    OTHER,
+    REQUIRED,
+    SMALL_BATCH,
+    TEXT,
+    TOO_LARGE,
+    TOO_SMALL,
+    Cells,
+)
 
 GOOD = {
     "island": "Biscoe",
@@ -141,3 +154,72 @@ def test_the_fast_batch_check_agrees_with_the_rule_for_each_value(schema, record
     valid, found = schema.partition(records)
     assert [(p["row"], p["field"], p["message"]) for p in found] == expected
     assert valid == [row for row in range(len(records)) if row not in {e[0] for e in expected}]
+
+
+# --- the columnar fast path ---------------------------------------------------------------
+
+EVERY_VALUE = st.one_of(
+    ANY_VALUE,
+    st.just(MISSING),
+    st.builds(np.float64, st.floats()),  # a float subclass: a number
+    st.builds(np.int64, st.integers(-(2**63), 2**63 - 1)),  # not an int: "must be a number"
+    st.builds(type("Text", (str,), {}), st.sampled_from(["Biscoe", "x"])),  # a str subclass
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(values=st.lists(EVERY_VALUE, max_size=40))
+def test_the_columnar_check_agrees_with_the_rule_for_each_value(schema, values):
+    """``Column.codes`` over :class:`Cells` gives exactly ``Column.code`` of every value."""
+    cells = Cells.from_values(values)
+    for column in schema.columns:
+        assert column.codes(cells).tolist() == [column.code(value) for value in values]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    kinds=st.lists(st.sampled_from([ABSENT, NULL, NUMBER, TEXT, OTHER]), max_size=30),
+    numbers=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=30, max_size=30),
+    texts=st.lists(
+        st.sampled_from(["Biscoe", "Dream", "male", "", "biscoe"]), min_size=1, max_size=5
+    ),
+    picks=st.lists(st.integers(0, 4), min_size=30, max_size=30),
+)
+def test_cells_from_any_reader_are_judged_as_their_values(schema, kinds, numbers, texts, picks):
+    """Cells as a reader builds them (the batch job's Arrow reader) mean the values they
+    stand for: each cell gets the code that its Python value gets."""
+    size = len(kinds)
+    ids = [pick % len(texts) for pick in picks[:size]]
+    cells = Cells(
+        np.array(kinds, dtype=np.uint8), np.array(numbers[:size]), np.array(ids, dtype=int), texts
+    )
+    stand_for = {ABSENT: lambda i: MISSING, NULL: lambda i: None, OTHER: lambda i: [1]}
+    stand_for |= {NUMBER: lambda i: numbers[i], TEXT: lambda i: texts[ids[i]]}
+    values = [stand_for[kind](i) for i, kind in enumerate(kinds)]
+    for column in schema.columns:
+        assert column.codes(cells).tolist() == [column.code(value) for value in values]
+
+
+def test_every_refusal_has_its_own_message(schema):
+    species = InputSchema.from_dicts(
+        [{"name": "x", "type": "number", "nullable": False, "minimum": 1, "maximum": 2}]
+    ).columns[0]
+    assert species.messages[REQUIRED] == "is required"
+    assert species.messages[TOO_SMALL] == "must be at least 1"
+    assert species.messages[TOO_LARGE] == "must be at most 2"
+    island = schema.by_name["island"]
+    assert island.problem(3) == island.messages[NOT_TEXT]
+    assert len(set(island.messages[1:7])) == 6
+
+
+def test_validate_gives_the_same_columns_on_both_paths(schema):
+    records = [GOOD, {**GOOD, "sex": None}, {k: v for k, v in GOOD.items() if k != "bill_depth_mm"}]
+    small = schema.validate(records)
+    large = schema.validate(records * SMALL_BATCH)
+    for name, values in small.items():
+        expected = np.concatenate([values] * SMALL_BATCH)
+        if values.dtype == object:
+            assert large[name].tolist() == expected.tolist()
+        else:
+            np.testing.assert_array_equal(large[name], expected)

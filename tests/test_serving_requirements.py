@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVING_FILES = ("requirements-serve.txt", "requirements-serve-onnx.txt", "requirements-ui.txt")
+SERVING_FILES = (
+    "requirements-serve.txt",
+    "requirements-serve-onnx.txt",
+    "requirements-ui.txt",
+    "requirements-batch.txt",
+)
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;#]+)$")
 NOT_IN_LEAN_IMAGE = ("scikit-learn", "scipy", "pandas", "skops", "joblib")
 
@@ -114,6 +119,7 @@ DIRECT = {
         "limits",  # Flask-Limiter's, but the API's SQLite store is a limits storage
     ),
     "requirements-ui.txt": ("streamlit", "requests", "palmerpenguins", "numpy", "pandas"),
+    "requirements-batch.txt": ("numpy", "onnxruntime", "pyarrow", "tqdm"),
 }
 DIRECT["requirements-serve.txt"] = (
     *DIRECT["requirements-serve-onnx.txt"],
@@ -183,6 +189,25 @@ for page in glob.glob("apps/ui/views/*.py") + ["apps/ui/app.py"]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             __import__(node.module)
 """
+BATCH_PROBE = """
+import sys, tempfile
+# Not in the batch image: make them fail to import here too (pyarrow tries pandas).
+class NotInTheImage:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"pandas", "sklearn", "scipy", "dask", "distributed"}:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NotInTheImage())
+from pathlib import Path
+from apps.batch.cli import main
+folder = Path(tempfile.mkdtemp())
+(folder / "in.csv").write_text("island,sex,bill_length_mm\\nBiscoe,male,45\\nAtlantis,,40\\n")
+code = main(["score", str(folder / "in.csv"), "--model", "species-classifier",
+             "--output", str(folder / "out"), "--format", "csv"])
+assert code == 0, code
+code = main(["score", str(folder / "in.csv"), "--model", "species-classifier",
+             "--output", str(folder / "p")])
+assert code == 0, code
+"""
 REPORT = """
 import ast, importlib.metadata as md, json, sys
 found = md.packages_distributions()
@@ -222,8 +247,9 @@ def imported_distributions(code: str, env: dict[str, str]) -> set[str]:
         ("requirements-serve-onnx.txt", API_PROBE, {"API_BACKEND": "onnx"}),
         ("requirements-serve.txt", API_PROBE, {"API_BACKEND": "sklearn"}),
         ("requirements-ui.txt", UI_PROBE, {}),
+        ("requirements-batch.txt", BATCH_PROBE, {}),
     ],
-    ids=["api-onnx", "api-full-sklearn", "ui"],
+    ids=["api-onnx", "api-full-sklearn", "ui", "batch"],
 )
 def test_the_apps_import_only_what_their_image_is_made_from(file_name, code, env):
     """A new import in the apps must be added to the image's packages too."""

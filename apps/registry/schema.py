@@ -5,9 +5,11 @@ so a value is accepted or refused for the same reason everywhere. It needs only 
 standard library and NumPy, so a lean ONNX-only server can use it too.
 """
 
+import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import NoneType
 
 import numpy as np
 
@@ -15,9 +17,15 @@ from apps.registry.errors import ValidationError
 
 MISSING = object()
 """Stands for a field left out of a record (as opposed to one sent as null)."""
-_NUMBER_TYPES = {int, float, type(None)}
 SMALL_BATCH = 16
-"""Below this many records, each value is checked directly (see :meth:`Column.suspects`)."""
+"""Below this many records, each value is checked directly (see :meth:`Column.codes`)."""
+
+OK, REQUIRED, NOT_NULL, NOT_TEXT, UNKNOWN_CATEGORY, NOT_NUMBER, NOT_FINITE, TOO_SMALL, TOO_LARGE = (
+    range(9)
+)
+"""Why a value is refused, as a number: an index into :attr:`Column.messages`."""
+ABSENT, NULL, NUMBER, TEXT, OTHER = range(5)
+"""What a cell holds: left out, null, a number, a text, or anything else (a list, a bool)."""
 
 
 @dataclass(frozen=True)
@@ -43,62 +51,185 @@ class Column:
             maximum=entry.get("maximum"),
         )
 
-    def problem(self, value: object) -> str | None:
-        """Return why ``value`` is not acceptable for this column, or None if it is.
+    @functools.cached_property
+    def messages(self) -> tuple[str | None, ...]:
+        """What each refusal code says to the user, for this column (None for ``OK``)."""
+        allowed = list(self.categories)
+        return (
+            None,
+            "is required",
+            "is required and may not be null",
+            f"must be a string, one of {allowed}",
+            f"unknown category; allowed values are {allowed}",
+            "must be a number",
+            "must be a finite number (not NaN or infinity)",
+            None if self.minimum is None else f"must be at least {self.minimum:g}",
+            None if self.maximum is None else f"must be at most {self.maximum:g}",
+        )
 
-        This is the one definition of a valid value; :meth:`suspects` only speeds it up.
+    def problem(self, value: object) -> str | None:
+        """Return why ``value`` is not acceptable for this column, or None if it is."""
+        return self.messages[self.code(value)]
+
+    def code(self, value: object) -> int:
+        """Why ``value`` is refused, as a code; ``OK`` (0) when it is acceptable.
+
+        This is the one definition of a valid value; :meth:`codes` applies the same
+        rules to a whole column at once, and a test proves that the two agree.
         """
         if value is MISSING:
-            return None if self.nullable else "is required"
+            return OK if self.nullable else REQUIRED
         if value is None:
-            return None if self.nullable else "is required and may not be null"
+            return OK if self.nullable else NOT_NULL
         if self.type == "category":
             if not isinstance(value, str):
-                return f"must be a string, one of {list(self.categories)}"
-            if value not in self.categories:
-                return f"unknown category; allowed values are {list(self.categories)}"
-            return None
+                return NOT_TEXT
+            return OK if value in self.categories else UNKNOWN_CATEGORY
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number"
+            return NOT_NUMBER
         try:
             finite = math.isfinite(value)
         except OverflowError:  # an integer too large for a float
             finite = False
         if not finite:
-            return "must be a finite number (not NaN or infinity)"
+            return NOT_FINITE
         if self.minimum is not None and value < self.minimum:
-            return f"must be at least {self.minimum:g}"
+            return TOO_SMALL
         if self.maximum is not None and value > self.maximum:
-            return f"must be at most {self.maximum:g}"
-        return None
+            return TOO_LARGE
+        return OK
 
-    def suspects(self, values: list) -> Iterable[int]:
-        """Indices of the values that may be invalid: a fast, vectorized first pass.
+    def codes(self, cells: "Cells") -> np.ndarray:
+        """The refusal code of every cell of a column: :meth:`code`'s rules, at NumPy speed.
 
-        It may flag good values (:meth:`problem` has the last word on each) but never
-        misses a bad one, so a large batch of good records is checked at NumPy speed.
-        A small batch skips it: for a few values, NumPy's set-up costs more than it saves.
+        A large batch is checked a whole column at a time, with a few array operations
+        instead of a Python call per value; categories are looked up once per distinct
+        text. This is what makes validation cost about as much as the model itself.
         """
-        if len(values) < SMALL_BATCH:
-            return range(len(values))
+        kinds = cells.kinds
+        codes = np.zeros(len(kinds), dtype=np.uint8)
+        if not self.nullable:
+            codes[kinds == ABSENT] = REQUIRED
+            codes[kinds == NULL] = NOT_NULL
+        number = kinds == NUMBER
         if self.type == "category":
-            allowed = set(self.categories) | ({None, MISSING} if self.nullable else set())
-            try:
-                unexpected = set(values) - allowed
-            except TypeError:  # unhashable values (lists, objects): look at each
-                return range(len(values))
-            return [i for i, v in enumerate(values) if v in unexpected] if unexpected else ()
-        if not set(map(type, values)) <= _NUMBER_TYPES:
-            return range(len(values))
+            known = np.array([text in self.categories for text in cells.texts] + [True])
+            text_ids = np.where(kinds == TEXT, cells.text_ids, len(cells.texts))
+            codes[~known[text_ids]] = UNKNOWN_CATEGORY
+            codes[number | (kinds == OTHER)] = NOT_TEXT
+            return codes
+        codes[(kinds == TEXT) | (kinds == OTHER)] = NOT_NUMBER
+        finite = number & np.isfinite(cells.numbers)
+        codes[number & ~finite] = NOT_FINITE
+        if self.maximum is not None:
+            codes[finite & (cells.numbers > self.maximum)] = TOO_LARGE
+        if self.minimum is not None:  # after the maximum: the same order as in code()
+            codes[finite & (cells.numbers < self.minimum)] = TOO_SMALL
+        return codes
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One column of a batch as arrays: what :meth:`Column.codes` checks.
+
+    ``kinds[i]`` says what cell ``i`` holds (``ABSENT``, ``NULL``, ``NUMBER``, ``TEXT`` or
+    ``OTHER``); ``numbers[i]`` is the value of a number cell (float64, infinity for an
+    integer too large for a float); ``text_ids[i]`` points a text cell at its value in
+    ``texts``, the distinct texts. Readers (JSON records here, Arrow arrays in the batch
+    job) only sort the cells into kinds; every decision stays with the column's rules.
+    """
+
+    kinds: np.ndarray
+    numbers: np.ndarray
+    text_ids: np.ndarray
+    texts: Sequence[str] = ()
+
+    @classmethod
+    def from_values(cls, values: Sequence) -> "Cells":
+        """Cells from Python values, such as one field of many JSON records.
+
+        The common shapes (numbers, texts, either with nulls) are sorted with one pass
+        in C each; anything else one value at a time.
+        """
+        types = set(map(type, values))
         try:
-            numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        except OverflowError:
-            return range(len(values))
-        low = -np.inf if self.minimum is None else self.minimum
-        high = np.inf if self.maximum is None else self.maximum
-        with np.errstate(invalid="ignore"):
-            good = np.isfinite(numbers) & (numbers >= low) & (numbers <= high)
-        return np.flatnonzero(~good).tolist()
+            if types <= {float, int, NoneType}:
+                null = np.array([value is None for value in values], dtype=bool)
+                numbers = np.array([math.nan if v is None else v for v in values], np.float64)
+                kinds = np.where(null, NULL, NUMBER).astype(np.uint8)
+                return cls(kinds, numbers, np.zeros(len(values), dtype=int))
+        except OverflowError:  # an integer too large for a float
+            pass
+        if types <= {str, NoneType, object}:  # object: MISSING, checked below
+            distinct: dict = {}
+            ids = np.array([distinct.setdefault(v, len(distinct)) for v in values], dtype=int)
+            if all(type(v) is not object or v is MISSING for v in distinct):
+                kind_of = [
+                    NULL if v is None else ABSENT if v is MISSING else TEXT for v in distinct
+                ]
+                kinds = np.array(kind_of, dtype=np.uint8)[ids]
+                return cls(kinds, np.zeros(len(values)), ids, list(distinct))
+        return cls._one_by_one(values)
+
+    @classmethod
+    def _one_by_one(cls, values: Sequence) -> "Cells":
+        """Cells from values of any types, sorted one at a time."""
+        kinds, numbers, text_ids, texts = [], [], [], {}
+        for value in values:
+            kind, number, text_id = OTHER, 0.0, 0
+            if value is None:
+                kind = NULL
+            elif value is MISSING:
+                kind = ABSENT
+            elif isinstance(value, str):
+                kind, text_id = TEXT, texts.setdefault(value, len(texts))
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                kind = NUMBER
+                try:
+                    number = float(value)
+                except OverflowError:
+                    number = math.inf
+            kinds.append(kind)
+            numbers.append(number)
+            text_ids.append(text_id)
+        return cls(
+            np.array(kinds, dtype=np.uint8),
+            np.array(numbers, dtype=np.float64),
+            np.array(text_ids, dtype=int),
+            list(texts),
+        )
+
+    def values(self, column: Column, rows: np.ndarray | None = None) -> np.ndarray:
+        """The model's input for this column: float64 with NaN for missing numbers, or an
+        object array of texts with None for missing categories (see :meth:`InputSchema.to_columns`).
+        """
+        kinds = self.kinds if rows is None else self.kinds[rows]
+        if column.type == "number":
+            numbers = self.numbers if rows is None else self.numbers[rows]
+            return np.where(kinds == NUMBER, numbers, np.nan)
+        text_ids = self.text_ids if rows is None else self.text_ids[rows]
+        texts = np.array([*self.texts, None], dtype=object)
+        return texts[np.where(kinds == TEXT, text_ids, len(self.texts))]
+
+
+@dataclass(frozen=True)
+class Problems:
+    """The problems of a batch as arrays, ordered by row, then column in schema order.
+
+    ``rows`` are positions in the batch, ``columns`` positions in the schema, ``codes``
+    the refusal codes; :meth:`InputSchema.describe` turns them into field names and
+    messages. Arrays, not dicts, so that a million bad rows cost array operations.
+    """
+
+    rows: np.ndarray
+    columns: np.ndarray
+    codes: np.ndarray
+
+    def bad_rows(self, size: int) -> np.ndarray:
+        """A mask of the rows, out of ``size``, that have at least one problem."""
+        mask = np.zeros(size, dtype=bool)
+        mask[self.rows] = True
+        return mask
 
 
 class InputSchema:
@@ -122,6 +253,35 @@ class InputSchema:
     def names(self) -> list[str]:
         return [column.name for column in self.columns]
 
+    def check(self, cells: Mapping[str, Cells]) -> Problems:
+        """Every problem of a batch given as one :class:`Cells` per column."""
+        found = [
+            (position, column.codes(cells[column.name]))
+            for position, column in enumerate(self.columns)
+        ]
+        rows = [np.flatnonzero(codes) for _, codes in found]
+        columns = np.concatenate(
+            [np.full(len(r), p) for r, (p, _) in zip(rows, found, strict=True)] + [np.zeros(0, int)]
+        )
+        codes = np.concatenate(
+            [codes[r] for r, (_, codes) in zip(rows, found, strict=True)] + [np.zeros(0, np.uint8)]
+        )
+        rows = np.concatenate([*rows, np.zeros(0, int)])
+        order = np.lexsort((columns, rows))
+        return Problems(rows[order], columns[order], codes[order])
+
+    def describe(self, problems: Problems) -> tuple[np.ndarray, np.ndarray]:
+        """The field name and the message of each problem, as two object arrays."""
+        names = np.array([*self.names, None], dtype=object)
+        table = np.array([column.messages for column in self.columns] + [[None] * 9], dtype=object)
+        return names[problems.columns], table[problems.columns, problems.codes]
+
+    def columns_of(
+        self, cells: Mapping[str, Cells], rows: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The model's input from checked cells, for the given rows (all by default)."""
+        return {column.name: cells[column.name].values(column, rows) for column in self.columns}
+
     def record_problems(self, record: object) -> list[dict]:
         """List every problem of one record as ``{"field", "message"}`` dicts."""
         _, problems = self.partition([record])
@@ -136,7 +296,11 @@ class InputSchema:
         otherwise silently become a missing value. Problems come row by row, unknown
         fields first, then the columns in schema order.
         """
-        records = list(records)
+        valid, problems, _ = self._partition(list(records))
+        return valid, problems
+
+    def _partition(self, records: list) -> tuple[list[int], list[dict], dict | None]:
+        """:meth:`partition`, plus the cells of a large batch (None for a small one)."""
         found: dict[int, list[dict]] = {}
         objects = []
         for index, record in enumerate(records):
@@ -150,16 +314,29 @@ class InputSchema:
                     for key in record
                     if key not in self.by_name
                 ]
-        for column in self.columns:
-            values = [records[i].get(column.name, MISSING) for i in objects]
-            for position in column.suspects(values):
-                message = column.problem(values[position])
-                if message:
-                    row = objects[position]
-                    found.setdefault(row, []).append({"field": column.name, "message": message})
+        cells = None
+        if len(objects) < SMALL_BATCH:  # a few values: NumPy's set-up would cost more
+            for index in objects:
+                for column in self.columns:
+                    message = column.problem(records[index].get(column.name, MISSING))
+                    if message:
+                        found.setdefault(index, []).append(
+                            {"field": column.name, "message": message}
+                        )
+        else:
+            cells = {
+                column.name: Cells.from_values(
+                    [records[i].get(column.name, MISSING) for i in objects]
+                )
+                for column in self.columns
+            }
+            problems = self.check(cells)
+            fields, messages = self.describe(problems)
+            for row, field, message in zip(problems.rows.tolist(), fields, messages, strict=True):
+                found.setdefault(objects[row], []).append({"field": field, "message": message})
         problems = [{"row": row, **problem} for row in sorted(found) for problem in found[row]]
         valid = [index for index in range(len(records)) if index not in found]
-        return valid, problems
+        return valid, problems, cells
 
     def validate(self, records: list[object]) -> dict[str, np.ndarray]:
         """Check every record and return the columns, or raise :class:`ValidationError`.
@@ -168,10 +345,10 @@ class InputSchema:
         """
         if not records:
             raise ValidationError([{"row": None, "field": None, "message": "no records given"}])
-        _, problems = self.partition(records)
+        _, problems, cells = self._partition(list(records))
         if problems:
             raise ValidationError(problems)
-        return self.to_columns(records)
+        return self.to_columns(records) if cells is None else self.columns_of(cells)
 
     def to_columns(self, records: list[Mapping]) -> dict[str, np.ndarray]:
         """Turn valid records into one NumPy array per column, the models' input.
