@@ -46,6 +46,7 @@ class ModelService:
         self.latest: dict[str, int] = {}
         self.problems: list[str] = []
         self.predictions_counter = None  # set by observability, when metrics are on
+        self.listeners: list = []  # called after each prediction: see predict()
         self._load_all()
 
     def _load_all(self) -> None:
@@ -93,9 +94,22 @@ class ModelService:
                 "too_many_records",
                 f"{len(records)} records sent; at most {self.max_records} per request",
             )
-        prediction = model.answer(model.schema.validate(records))
+        columns = model.schema.validate(records)
+        prediction = model.answer(columns)
         self._count(model, prediction.outputs, prediction.probabilities is not None)
+        for listener in self.listeners:
+            self._notify(listener, model, columns, prediction)
         return prediction
+
+    @staticmethod
+    def _notify(listener, model: LoadedModel, columns: dict, prediction: Prediction) -> None:
+        """A hook for later lessons (the prediction log of notebook 07): each listener gets
+        the model, the validated columns and the prediction, inside the request (so Flask's
+        ``g`` holds the request id). A failing listener is logged; the request goes on."""
+        try:
+            listener(model, columns, prediction)
+        except Exception:
+            log.exception("a prediction listener failed")
 
     def _count(self, model: LoadedModel, outputs: np.ndarray, by_class: bool) -> None:
         """Add the predictions to the metrics, by model, version and class."""

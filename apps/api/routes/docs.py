@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
+from apps.api.extensions import hooks
 from apps.api.observability import metrics_response
 from apps.api.openapi import build_openapi
 
@@ -47,6 +48,8 @@ def blueprint() -> Blueprint:
                 current_app.config["DEFAULT_MODEL"],
                 bool(current_app.config["API_KEYS"]),
             )
+            for add_paths in hooks(current_app, "openapi"):  # routes of later lessons
+                add_paths(document)
             current_app.extensions["openapi"] = document
         return jsonify(document)
 
@@ -67,6 +70,9 @@ def blueprint() -> Blueprint:
     @bp.get("/metrics")
     def metrics():
         """Prometheus metrics: requests, latency, predictions by model, version and class."""
-        return metrics_response()
+        response = metrics_response()
+        for more in hooks(current_app, "metrics"):  # figures of later lessons
+            response.set_data(response.get_data() + more().encode())
+        return response
 
     return bp
