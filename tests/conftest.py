@@ -1,6 +1,8 @@
 """Shared fixtures: the committed registry, a disposable copy of it, and the data."""
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +11,10 @@ import pytest
 from apps import data
 from apps.config import REPO_ROOT
 from apps.registry import ModelRegistry
+
+# Every API the tests start logs its predictions (notebook 07) to a scratch database, never
+# to the learner's var/monitoring.db. Servers started by the tests inherit it.
+os.environ["MONITORING_DB_URL"] = str(Path(tempfile.mkdtemp(prefix="penguins-tests-")) / "log.db")
 
 MODEL_NAMES = ("species-classifier", "body-mass-regressor")
 
@@ -63,4 +69,28 @@ def api_url_sklearn():
     from .servers import running_api
 
     with running_api({"API_BACKEND": "sklearn"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a real PostgreSQL server started for the session (see tests/databases.py)."""
+    from .databases import running_postgres, why_not_postgres
+
+    reason = why_not_postgres()
+    if reason:
+        pytest.skip(reason)
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty monitoring database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "monitoring.db")
+        return
+    from .databases import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url

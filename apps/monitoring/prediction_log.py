@@ -138,11 +138,13 @@ class PredictionLog:
         self.counters = counters or Counters()
         self.written = self.dropped = 0  # this process's totals
         self._pid = None  # the process whose writer runs; None: not started
+        self._parent = os.getpid()  # the process that made the engine
         self._closed = False
 
     def _start(self) -> None:
         """A fresh queue and writer for this process (after a fork, the parent's are gone)."""
-        self.engine.dispose(close=False)  # never share the parent's connections
+        if self._parent != os.getpid():  # a forked worker: forget the parent's connections
+            self.engine.dispose(close=False)  # (closing them would close the parent's too)
         self._items: collections.deque = collections.deque()
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._queued, self._stopping, self.written, self.dropped = 0, False, 0, 0
