@@ -184,7 +184,11 @@ def test_logging_can_be_switched_off(tmp_path):
 
 
 def test_simulated_time_is_trusted_only_when_switched_on(tmp_path):
-    settings = {"MONITORING_DB_URL": str(tmp_path / "l.db"), "PREDICTION_LOG_SIMULATED_TIME": True}
+    settings = {
+        "MONITORING_DB_URL": str(tmp_path / "l.db"),
+        "PREDICTION_LOG_SIMULATED_TIME": True,
+        "PREDICTION_LOG_RETENTION_DAYS": 0,  # simulated March is months old: keep it
+    }
     app = create_app(settings)
     client = app.test_client()
     headers = {"X-Simulated-Time": "2026-03-02T09:30:00+00:00"}

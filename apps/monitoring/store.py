@@ -206,3 +206,32 @@ def save_profile(engine: Engine, model: str, version: int, manifest_sha256: str,
     }
     with engine.begin() as connection:
         connection.execute(_upsert(engine, profiles, row, ["model", "version", "manifest_sha256"]))
+
+
+def public_row(row: dict) -> dict:
+    """A logged row as JSON: times in ISO 8601, the prediction and the truth one field each."""
+    return {
+        "logged_at": row["logged_at"].isoformat(),
+        "request_id": row["request_id"],
+        "row": row["row_index"],
+        "version": row["version"],
+        "source": row["source"],
+        "inputs": row["inputs"],
+        "prediction": row["label"] if row["label"] is not None else row["value"],
+        "truth": row["true_label"] if row["true_label"] is not None else row["true_value"],
+    }
+
+
+def overview(engine: Engine, model: str, limit: int = 20) -> dict:
+    """What the log knows about a model: the API's monitoring route and the UI show it."""
+    figures = counts(engine, model)
+    rows = logged_rows(engine, model, limit=limit, newest_first=True)
+    return {
+        "model": model,
+        "predictions": figures["predictions"],
+        "labelled": figures["labelled"],
+        "first": figures["first"].isoformat() if figures["first"] else None,
+        "last": figures["last"].isoformat() if figures["last"] else None,
+        "report": latest_report(engine, model),
+        "recent": [public_row(row) for row in rows],
+    }

@@ -17,6 +17,7 @@ page = st.navigation(
         st.Page("views/batch.py", title="Batch", icon=":material/table_view:"),
         st.Page("views/model.py", title="Model", icon=":material/info:"),
         st.Page("views/explore.py", title="Explore", icon=":material/bar_chart:"),
+        st.Page("views/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
     ]
 )
 st.sidebar.caption(f"Models from {open_source().label}.")

@@ -67,20 +67,6 @@ def _record(log, name: str, fields: tuple) -> str:
     raise AssertionError("unreachable")
 
 
-def _plain_row(row: dict) -> dict:
-    """A logged row as JSON: times in ISO 8601, prediction and truth in one field each."""
-    return {
-        "logged_at": row["logged_at"].isoformat(),
-        "request_id": row["request_id"],
-        "row": row["row_index"],
-        "version": row["version"],
-        "source": row["source"],
-        "inputs": row["inputs"],
-        "prediction": row["label"] if row["label"] is not None else row["value"],
-        "truth": row["true_label"] if row["true_label"] is not None else row["true_value"],
-    }
-
-
 def blueprint() -> Blueprint:
     """The feedback and monitoring routes, under ``/v1/models/<name>``."""
     bp = Blueprint("monitoring", __name__, url_prefix="/v1/models/<name>")
@@ -104,17 +90,7 @@ def blueprint() -> Blueprint:
         if not limit.isdigit() or not 1 <= int(limit) <= 100:
             raise ApiError(400, "bad_request", "limit must be a whole number from 1 to 100")
         engine = current_app.extensions["prediction_log"].engine
-        counts = store.counts(engine, model.name)
-        rows = store.logged_rows(engine, model.name, limit=int(limit), newest_first=True)
-        return jsonify(
-            model=model.name,
-            predictions=counts["predictions"],
-            labelled=counts["labelled"],
-            first=counts["first"].isoformat() if counts["first"] else None,
-            last=counts["last"].isoformat() if counts["last"] else None,
-            report=store.latest_report(engine, model.name),
-            recent=[_plain_row(row) for row in rows],
-        )
+        return jsonify(store.overview(engine, model.name, int(limit)))
 
     return bp
 
