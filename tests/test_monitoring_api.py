@@ -200,3 +200,19 @@ def test_simulated_time_is_trusted_only_when_switched_on(tmp_path):
     assert bad.status_code == 400
     app.extensions["prediction_log"].close()
     app.extensions["prediction_log"].engine.dispose()
+
+
+def test_a_database_that_is_down_fails_no_prediction(tmp_path):
+    from .servers import free_port
+
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/monitoring"
+    app = create_app({"MONITORING_DB_URL": url, "PREDICTION_LOG_FLUSH_SECONDS": 0.05})
+    client = app.test_client()
+    answer = client.post(f"/v1/models/{CLASSIFIER}/predict", json={"record": RECORD})
+    assert answer.status_code == 200
+    down = client.post(FEEDBACK, json={"request_id": "x", "truth": "Gentoo"})
+    assert down.status_code == 503 and down.get_json()["error"]["code"] == "monitoring_unavailable"
+    log = app.extensions["prediction_log"]
+    assert log.flush(timeout=60) and log.dropped == 1  # counted, after its retries
+    log.close()
+    log.engine.dispose()

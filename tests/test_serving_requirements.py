@@ -108,8 +108,18 @@ DIRECT = {
         "prometheus_client",
         "flask-openapi3-swagger",
         "Werkzeug",  # Flask's, but imported by the API itself too
+        "SQLAlchemy",  # the prediction log (notebook 07)
+        "psycopg",  # ... on PostgreSQL
+        "psycopg-binary",
     ),
-    "requirements-ui.txt": ("streamlit", "requests", "palmerpenguins", "numpy", "pandas"),
+    "requirements-ui.txt": (
+        "streamlit",
+        "requests",
+        "palmerpenguins",
+        "numpy",
+        "pandas",
+        "SQLAlchemy",
+    ),
 }
 DIRECT["requirements-serve.txt"] = (
     *DIRECT["requirements-serve-onnx.txt"],

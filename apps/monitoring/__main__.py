@@ -19,6 +19,7 @@ from apps.monitoring.render import render_html
 from apps.registry import ModelRegistry, RegistryError
 
 DRIFT_EXIT = 1
+SIMULATION_DB = "var/simulation.db"
 
 
 def report_command(args) -> int:
@@ -61,9 +62,12 @@ def summary(content: dict) -> str:
             f"  {window['start'][:10]}  {window['rows']:5d} rows  {verdict:<40}"
             f"  {key} {shown}, {figures['labelled']} labelled"
         )
-    lines.append(
-        "drift in the latest window" if content["drift"] else "no drift in the latest window"
-    )
+    if content["latest_window"] is None:
+        lines.append(f"no window has the {content['min_rows']} rows a test needs: nothing to say")
+    else:
+        lines.append(
+            "drift in the latest window" if content["drift"] else "no drift in the latest window"
+        )
     return "\n".join(lines)
 
 
@@ -92,14 +96,16 @@ def simulate_command(args) -> int:
         "start": report.parse_time(args.start, db.now()),
         "seed": args.seed,
     }
+    database = args.db or SIMULATION_DB  # never the real log: simulated weeks would mix in
     if args.url:
         table = simulator.simulate(args.url, api_key=args.api_key, **options)
+        where = ""
     else:
-        with simulator.local_api(db.database_url(args.db)) as url:
+        with simulator.local_api(db.database_url(database)) as url:
             table = simulator.simulate(url, **options)
+        where = f" --db {database}"
     print(table.to_string())
     end = options["start"] + timedelta(weeks=args.weeks)
-    where = f" --db {args.db}" if args.db else ""
     print(
         "\nNow look at it:\n  python -m apps.monitoring report --model "
         f"{args.model}{where} --since {options['start'].date()} --until {end.date()} --window 7d"
@@ -130,7 +136,13 @@ def parser() -> argparse.ArgumentParser:
     pro = commands.add_parser("profile", parents=[common], help="profile an older version")
     pro.add_argument("--version", type=int, help="model version (the latest)")
     pro.set_defaults(run=profile_command)
-    sim = commands.add_parser("simulate", parents=[common], help="simulated weeks of traffic")
+    sim = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="simulated weeks of traffic",
+        description=f"Simulated weeks of traffic, through an API started for it, logged to "
+        f"--db (default: {SIMULATION_DB}).",
+    )
     sim.add_argument(
         "--scenario", default="pounds", choices=["none", "pounds", "new-colony", "heavier"]
     )

@@ -129,19 +129,30 @@ def _sqlite_settings(connection, _record) -> None:
     cursor.close()
 
 
-def connect(url: str | os.PathLike | None = None) -> Engine:
-    """An engine for ``url`` (see :func:`database_url`), with the tables created."""
+def connect(url: str | os.PathLike | None = None, create: bool = True) -> Engine:
+    """An engine for ``url`` (see :func:`database_url`), with the tables created.
+
+    ``create=False`` only prepares the engine: nothing connects yet, so a process can
+    start while its database is still starting (the prediction log creates the tables
+    on its first write).
+    """
     engine = create_engine(database_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_settings)
-    for attempt in range(3):  # processes starting together may race to create a table
+    if create:
+        create_tables(engine)
+    return engine
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the missing tables; processes starting together may race, so retry."""
+    for attempt in range(3):
         try:
             metadata.create_all(engine)
-            break
+            return
         except DatabaseError:
             if attempt == 2:
                 raise
-    return engine
 
 
 def now() -> datetime:

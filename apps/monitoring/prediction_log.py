@@ -10,6 +10,7 @@ runs out of memory. On a graceful stop, :meth:`PredictionLog.close` writes what 
 
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from apps.monitoring.db import feedback, now, predictions, reports, runs
+from apps.monitoring.db import create_tables, feedback, now, predictions, reports, runs
 from apps.registry import Prediction
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,8 @@ class PredictionLog:
                 log.warning("prediction log: write failed (attempt %d): %s", attempt + 1, error)
                 if attempt + 1 < attempts and not self._stopping:
                     time.sleep(0.5 * 2**attempt)
+                with contextlib.suppress(SQLAlchemyError):  # a database that started late
+                    create_tables(self.engine)
                 continue
             with self._lock:
                 self.written += len(rows)

@@ -46,7 +46,8 @@ def drift_figure(report: dict) -> Figure:
     axes.axhline(report["psi_threshold"], color="grey", linestyle="--", linewidth=1)
     axes.set_xticks(range(len(windows)), labels, rotation=45, ha="right", fontsize=8)
     axes.set(ylabel="PSI (shift size)", title="Drift over time (red ring: drift detected)")
-    axes.legend(fontsize=7, ncol=2, loc="upper left")
+    if columns:
+        axes.legend(fontsize=7, ncol=2, loc="upper left")
     return figure
 
 

@@ -6,6 +6,7 @@ OpenAPI paths, a shutdown hook that writes what the log still holds, and the lat
 drift report's figures on ``/metrics``. ``PREDICTION_LOG=off`` leaves the API as it was.
 """
 
+import logging
 import os
 import time
 import uuid
@@ -13,10 +14,11 @@ from datetime import datetime
 
 from flask import Flask, g, has_request_context, request
 from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 
 from apps.api.errors import ApiError
 from apps.api.extensions import add_hook
-from apps.monitoring.db import connect
+from apps.monitoring.db import connect, create_tables
 from apps.monitoring.prediction_log import Counters, PredictionLog, Served, model_ref
 
 SETTINGS = {  # name: (default, parse); each is also read from the environment
@@ -97,7 +99,11 @@ def init_app(app: Flask) -> None:
     from apps.monitoring.metrics import drift_metrics
 
     service = app.extensions["model_service"]
-    engine = connect(config["MONITORING_DB_URL"])
+    engine = connect(config["MONITORING_DB_URL"], create=False)
+    try:
+        create_tables(engine)
+    except SQLAlchemyError as error:  # serve anyway: the log retries when it writes
+        logging.getLogger(__name__).error("the monitoring database is not available: %s", error)
     log = PredictionLog(
         engine,
         max_rows=config["PREDICTION_LOG_MAX_ROWS"],

@@ -11,8 +11,9 @@ import time
 from collections.abc import Mapping
 
 from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
-from apps.api.errors import ApiError
+from apps.api.errors import ApiError, error_response
 from apps.api.formats import json_body
 from apps.api.openapi import STATUS_TEXT
 from apps.monitoring import store
@@ -73,6 +74,13 @@ def blueprint() -> Blueprint:
 
     def service():
         return current_app.extensions["model_service"]
+
+    @bp.errorhandler(SQLAlchemyError)
+    def database_down(error: SQLAlchemyError):
+        """The database is down or unreachable: say so (503), never a stack trace."""
+        current_app.logger.error("monitoring database error: %s", error)
+        return error_response(503, "monitoring_unavailable", "the monitoring database is not "
+                              "available; retry later", headers={"Retry-After": "5"})  # fmt: skip
 
     @bp.post("/feedback")
     def feedback(name: str):
@@ -139,7 +147,7 @@ def openapi_paths(document: dict, service) -> None:
                 "status": {"type": "string", "enum": ["recorded", "unchanged", "updated"]},
             },
         }
-        errors = (400, 401, 404, 413, 415, 422, 429)
+        errors = (400, 401, 404, 413, 415, 422, 429, 503)
         document["paths"][f"/v1/models/{name}/feedback"] = {
             "post": _operation(
                 f"The truth for a prediction of {name}", answer, errors, secured, body
@@ -157,7 +165,7 @@ def openapi_paths(document: dict, service) -> None:
             "schema": {"type": "integer", "minimum": 1, "maximum": 100},
         }
         operation = _operation(
-            f"What the log knows about {name}", summary, (400, 401, 404, 429), secured
+            f"What the log knows about {name}", summary, (400, 401, 404, 429, 503), secured
         )
         operation["parameters"] = [limit]
         document["paths"][f"/v1/models/{name}/monitoring"] = {"get": operation}
