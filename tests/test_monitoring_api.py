@@ -67,6 +67,8 @@ def test_feedback_is_idempotent_names_the_row_and_404s_the_unknown(app):
     body = {"request_id": "field-7", "row": 1, "truth": "Gentoo"}
     statuses = [client.post(FEEDBACK, json=body).get_json()["status"] for _ in range(2)]
     assert statuses == ["recorded", "unchanged"]
+    as_float = client.post(FEEDBACK, json={**body, "row": 1.0}).get_json()  # JSON's 1.0 is 1
+    assert as_float["status"] == "unchanged" and as_float["row"] == 1
     corrected = client.post(FEEDBACK, json={**body, "truth": "Adelie"}).get_json()
     assert corrected == {
         "model": CLASSIFIER,

@@ -38,6 +38,8 @@ def feedback_fields(body: object, model) -> tuple[str, int, str | None, float | 
     request_id, row, truth = body.get("request_id"), body.get("row", 0), body.get("truth")
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
         raise _invalid("request_id", "must be the request's id, a string of 1 to 64 characters")
+    if isinstance(row, float) and row.is_integer():  # 2.0 is a whole number in JSON too
+        row = int(row)
     if isinstance(row, bool) or not isinstance(row, int) or row < 0:
         raise _invalid("row", "must be a whole number, 0 or more (the record's position)")
     classes = model.manifest.classes
