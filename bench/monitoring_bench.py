@@ -128,7 +128,8 @@ def main(argv=None) -> int:
             run_wrk(base + PREDICT_PATH, body, args.warmup, args, workdir)
         slice_seconds = max(1.0, args.duration / args.rounds)
         for round_number in range(1, args.rounds + 1):
-            for key in ("off", "on"):
+            # Alternate which goes first, so that neither side always follows the other.
+            for key in ("off", "on") if round_number % 2 else ("on", "off"):
                 measurement = run_wrk(bases[key] + PREDICT_PATH, body, slice_seconds, args, workdir)
                 scenarios[key].runs.append(measurement)
                 print(
