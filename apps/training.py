@@ -29,6 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from apps import data
 from apps.registry import Manifest, ModelRegistry
 from apps.registry.manifest import sha256_bytes
+from apps.registry.profile import PROFILE_FILE, build_profile, profile_bytes
 
 SEED = 42
 TEST_SIZE = 0.25
@@ -202,14 +203,37 @@ def train(spec: ModelSpec, frame: pd.DataFrame | None = None) -> tuple[Pipeline,
     return pipeline, facts
 
 
-def save(pipeline: Pipeline, spec: ModelSpec, facts: dict, version_dir: Path) -> Manifest:
-    """Write the model as joblib, skops and ONNX, then the manifest that pins them."""
+def reference_profile(spec: ModelSpec, frame: pd.DataFrame, predict, classes=()) -> dict:
+    """What the training rows looked like, and what ``predict`` says on the held-out rows.
+
+    Monitoring compares production traffic with this profile (see
+    :mod:`apps.registry.profile`). ``predict`` maps a frame of features to predictions;
+    ``classes`` are a classifier's labels.
+    """
+    x_train, x_test, _, _ = split(frame, spec)
+    predictions = list(predict(x_test))
+    return build_profile(
+        x_train,
+        [c.to_dict() for c in spec.features],
+        [str(p) for p in predictions] if len(classes) else [float(p) for p in predictions],
+        [str(c) for c in classes],
+        source=f"{len(x_train)} training rows; predictions on {len(x_test)} held-out rows",
+    )
+
+
+def save(
+    pipeline: Pipeline, spec: ModelSpec, facts: dict, version_dir: Path, profile: dict | None = None
+) -> Manifest:
+    """Write the model as joblib, skops and ONNX, and its reference profile if given, then
+    the manifest that pins them all."""
     version_dir.mkdir(parents=True, exist_ok=False)
     files = {
         "model.joblib": ("joblib", None),
         "model.skops": ("skops", skops.io.dumps(pipeline, compression=ZIP_DEFLATED)),
         "model.onnx": ("onnx", to_onnx_bytes(pipeline, spec)),
     }
+    if profile is not None:
+        files[PROFILE_FILE] = ("profile", profile_bytes(profile))
     joblib.dump(pipeline, version_dir / "model.joblib", compress=3)
     artifacts = {}
     for file_name, (fmt, payload) in files.items():
@@ -251,8 +275,11 @@ def train_and_register(registry: ModelRegistry, name: str, version: int | None =
     if version is None:
         existing = registry._versions(registry.root / name)
         version = existing[-1] + 1 if existing else 1
-    pipeline, facts = train(spec)
-    return save(pipeline, spec, facts, registry.root / name / str(version))
+    frame = data.load_data()
+    pipeline, facts = train(spec, frame)
+    classes = pipeline.classes_ if spec.task == "classification" else ()
+    profile = reference_profile(spec, frame, pipeline.predict, classes)
+    return save(pipeline, spec, facts, registry.root / name / str(version), profile)
 
 
 def main(argv: list[str] | None = None) -> None:

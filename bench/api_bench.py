@@ -181,6 +181,7 @@ def api_server(backend: str, args, workdir: Path):
         "API_THREADS": str(args.api_threads),  # 4 (gunicorn_conf's default): gthread
         "LOG_LEVEL": args.log_level,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "MONITORING_DB_URL": str(workdir / f"monitoring-{backend}.db"),  # not var/: scratch
     }
     env["API_BIND"] = f"{HOST}:{{port}}"
     command = [

@@ -71,7 +71,13 @@ COPY --from=build /opt/venv /opt/venv
 COPY apps/__init__.py apps/config.py apps/
 COPY apps/registry apps/registry/
 COPY apps/api apps/api/
+COPY apps/monitoring apps/monitoring/
 COPY models models/
+# The prediction log's SQLite file (notebook 07) lives in /data, the one folder the
+# server may write; mount a volume there to keep it (or set MONITORING_DB_URL to a
+# PostgreSQL server).
+RUN mkdir /data && chown 10001:10001 /data
+ENV MONITORING_DB_URL=/data/monitoring.db
 
 # Any unprivileged user will do; a number needs no /etc/passwd entry, and lets
 # Kubernetes check "runAsNonRoot".

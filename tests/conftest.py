@@ -8,6 +8,7 @@ that a test needs must be there (a skip would hide that nothing was tested).
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,10 @@ from apps.config import REPO_ROOT
 from apps.registry import ModelRegistry
 
 from .servers import ISOLATED_PREFIXES
+
+# Every API the tests start logs its predictions (notebook 07) to a scratch database, never
+# to the learner's var/monitoring.db. Servers started by the tests inherit it.
+os.environ["MONITORING_DB_URL"] = str(Path(tempfile.mkdtemp(prefix="penguins-tests-")) / "log.db")
 
 MODEL_NAMES = ("species-classifier", "body-mass-regressor")
 
@@ -125,4 +130,28 @@ def api_url_sklearn():
     from .servers import running_api
 
     with running_api({"API_BACKEND": "sklearn"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a real PostgreSQL server started for the session (see tests/databases.py)."""
+    from .databases import running_postgres, why_not_postgres
+
+    reason = why_not_postgres()
+    if reason:
+        pytest.skip(reason)
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty monitoring database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "monitoring.db")
+        return
+    from .databases import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url

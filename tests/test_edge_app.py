@@ -276,15 +276,26 @@ print(client.get("/edge/").status_code, client.get("/health/ready").status_code)
 """
 
 
+def image_copies(dockerfile: str) -> list[str]:
+    """The parts of ``apps/`` that a Dockerfile copies from the build context."""
+    sources = []
+    for line in (REPO_ROOT / dockerfile).read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not words[1].startswith("--"):
+            sources += [word for word in words[1:-1] if word.startswith("apps/")]
+    return sources
+
+
 def test_an_installation_without_apps_edge_serves_the_api_without_the_page(tmp_path):
     """What the API's Docker image copies (docker/api.Dockerfile): no apps/edge in it, yet
     the extension that mounts the page is there, and must not stop the API."""
     app_dir = tmp_path / "app"
     (app_dir / "apps").mkdir(parents=True)
-    for name in ("__init__.py", "config.py"):
-        shutil.copy(REPO_ROOT / "apps" / name, app_dir / "apps" / name)
-    for package in ("registry", "api"):
-        shutil.copytree(REPO_ROOT / "apps" / package, app_dir / "apps" / package)
+    for source in image_copies("docker/api.Dockerfile"):
+        if (REPO_ROOT / source).is_dir():
+            shutil.copytree(REPO_ROOT / source, app_dir / source)
+        else:
+            shutil.copy(REPO_ROOT / source, app_dir / source)
     shutil.copytree(MODELS, app_dir / "models")
     environment = {**os.environ, "PYTHONPATH": str(app_dir)}  # as the image's PYTHONPATH=/app
     environment.pop("PENGUINS_MODELS_DIR", None)

@@ -117,8 +117,18 @@ DIRECT = {
         "typing-extensions",  # typed dicts of the answers
         "Werkzeug",  # Flask's, but imported by the API itself too
         "limits",  # Flask-Limiter's, but the API's SQLite store is a limits storage
+        "SQLAlchemy",  # the prediction log (notebook 07)
+        "psycopg",  # ... on PostgreSQL
+        "psycopg-binary",
     ),
-    "requirements-ui.txt": ("streamlit", "requests", "palmerpenguins", "numpy", "pandas"),
+    "requirements-ui.txt": (
+        "streamlit",
+        "requests",
+        "palmerpenguins",
+        "numpy",
+        "pandas",
+        "SQLAlchemy",
+    ),
     "requirements-batch.txt": ("numpy", "onnxruntime", "pyarrow", "tqdm"),
 }
 DIRECT["requirements-serve.txt"] = (

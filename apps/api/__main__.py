@@ -6,7 +6,13 @@ same app runs under waitress, a pure-Python server with worker threads.
 
 import argparse
 import os
+import signal
 import sys
+
+
+def _stop(signum, frame):
+    """Treat SIGTERM as Ctrl-C: waitress then stops serving and returns."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "waitress":
         from waitress import serve
 
+        from apps.api.extensions import shutdown
         from apps.api.security import warn_if_open
         from apps.api.wsgi import app
 
         warn_if_open([args.host], app.config["API_KEYS"])
-        serve(app, host=args.host, port=args.port, threads=int(os.environ.get("API_THREADS", "4")))
+        for name in ("SIGTERM", "SIGBREAK"):  # stop as on Ctrl-C: waitress then returns
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), _stop)
+        try:
+            threads = int(os.environ.get("API_THREADS", "4"))
+            serve(app, host=args.host, port=args.port, threads=threads)
+        finally:
+            shutdown(app)  # finish what extensions queued (the prediction log)
         return 0
     os.environ["API_BIND"] = f"{args.host}:{args.port}"
     from gunicorn.app.wsgiapp import run

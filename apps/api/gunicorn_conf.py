@@ -83,6 +83,9 @@ def worker_exit(server, worker):
     """
     import logging
 
+    from apps.api.extensions import shutdown
+
+    shutdown(worker.wsgi)  # e.g. write the prediction log's queue: os._exit skips atexit
     logging.shutdown()
     os._exit(0)
 

@@ -34,7 +34,7 @@ STATUS_TEXT = {
     415: "Unsupported content type",
     422: "Input does not match the model's schema",
     429: "Rate limit exceeded",
-    503: "Not ready",
+    503: "Not ready, or a service it needs is down",
 }
 PREDICT_ERRORS = (400, 404, 413, 415, 422)
 
@@ -50,9 +50,10 @@ class Operation:
     errors: tuple[int, ...] = ()  # besides 401 and 429, which protection adds
     body_media: tuple[str, ...] = ("application/json",)
     binary_answer: bool = False  # may also answer application/octet-stream
-    headers: tuple[dict, ...] = ()  # header parameters
+    parameters: tuple[dict, ...] = ()  # header and query parameters
     description: str = ""
     default_model: bool = False  # the body holds records of the default model
+    probe: bool = False  # a health probe: its 503 ("not ready") is its own answer
 
 
 def documented(summary: str, tags: tuple[str, ...], **details: Any) -> Callable:
@@ -275,8 +276,8 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
     if operation.description:
         entry["description"] = operation.description
     parameters = [VERSION_PARAMETER] if one_version else []
-    if parameters or operation.headers:
-        entry["parameters"] = [*parameters, *operation.headers]
+    if parameters or operation.parameters:
+        entry["parameters"] = [*parameters, *operation.parameters]
     if operation.body is not None:
         body = schemas.of(operation.body, shown)
         content = {media: {"schema": {"type": "string"}} for media in operation.body_media}
@@ -293,7 +294,7 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
     v2 = path == "/v2" or path.startswith("/v2/")
     error = schemas.of(answers.V2ErrorAnswer if v2 else answers.ErrorAnswer)
     for status in sorted(errors):
-        schema = answer if status == 503 else error  # "not ready" is the probe's own answer
+        schema = answer if status == 503 and operation.probe else error
         content = {"application/json": {"schema": schema}}
         responses[str(status)] = {"description": STATUS_TEXT[status], "content": content}
     entry["responses"] = responses

@@ -48,6 +48,7 @@ class ModelService:
         self.latest: dict[str, int] = {}
         self.problems: list[str] = []
         self.predictions_counter = None  # set by observability, when metrics are on
+        self.listeners: list = []  # called after each prediction: see predict()
         self._load_all()
 
     def _load_all(self) -> None:
@@ -130,9 +131,22 @@ class ModelService:
             raise ApiError(400, "bad_request", "records must be a JSON array of objects")
         if len(records) > self.max_records:
             raise too_many_records(str(len(records)), self.max_records)
-        prediction = model.answer(model.schema.validate(records))
+        columns = model.schema.validate(records)
+        prediction = model.answer(columns)
         self._count(model, prediction.outputs, prediction.probabilities is not None)
+        for listener in self.listeners:
+            self._notify(listener, model, columns, prediction)
         return prediction
+
+    @staticmethod
+    def _notify(listener, model: LoadedModel, columns: dict, prediction: Prediction) -> None:
+        """A hook for later lessons (the prediction log of notebook 07): each listener gets
+        the model, the validated columns and the prediction, inside the request (so Flask's
+        ``g`` holds the request id). A failing listener is logged; the request goes on."""
+        try:
+            listener(model, columns, prediction)
+        except Exception:
+            log.exception("a prediction listener failed")
 
     def _count(self, model: LoadedModel, outputs: np.ndarray, by_class: bool) -> None:
         """Add the predictions to the metrics, by model, version and class."""

@@ -168,6 +168,22 @@ class PenguinClient:
         predictions = self.predict(name, frame_to_records(frame), version)
         return predictions_to_frame(frame, predictions)
 
+    # --- monitoring (notebook 07) -------------------------------------------------------
+
+    def feedback(self, name: str, request_id: str, truth: Any, row: int = 0) -> dict:
+        """Send the truth for a logged prediction: its request id (the ``request_id`` of
+        the answer, or its ``X-Request-ID`` header) and, for a request with several
+        records, the row. Like a prediction it is retried safely: the same truth twice is
+        stored once (``status`` says ``recorded``, ``unchanged`` or ``updated``)."""
+        body = {"request_id": request_id, "row": row, "truth": truth}
+        return self._json(self._call("POST", self._model_path(name, None) + "/feedback", json=body))
+
+    def monitoring(self, name: str, limit: int = 20) -> dict:
+        """What the prediction log knows about a model: counts, the latest drift report and
+        the ``limit`` most recent predictions."""
+        path = f"{self._model_path(name, None)}/monitoring?limit={int(limit)}"
+        return self._json(self._call("GET", path))
+
     # --- plumbing -----------------------------------------------------------------------
 
     @staticmethod

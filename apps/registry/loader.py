@@ -7,6 +7,7 @@ trusted types. Each refusal says what happened and how to fix it.
 """
 
 import importlib.metadata
+import json
 import logging
 import re
 import warnings
@@ -25,6 +26,7 @@ from apps.registry.errors import (
 )
 from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
 from apps.registry.prediction import Prediction
+from apps.registry.profile import PROFILE_FILE
 from apps.registry.schema import InputSchema
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,15 @@ class ModelRegistry:
         manifest = Manifest.read(folder)
         self._verified_files(folder, manifest)
         return manifest
+
+    def reference_profile(self, name: str, version: int | str | None = None) -> dict | None:
+        """The version's reference profile (what its training data looked like), verified
+        like its model files; None for a version trained before profiles were saved."""
+        folder = self.resolve(name, version)
+        manifest = Manifest.read(folder)
+        if PROFILE_FILE not in manifest.artifacts:
+            return None
+        return json.loads(self._verified_files(folder, manifest)[PROFILE_FILE])
 
     def _verified_files(self, folder: Path, manifest: Manifest) -> dict[str, bytes]:
         """Every file of a version folder, each checked against its pinned sha256.

@@ -72,6 +72,10 @@ class ApiSource:
             answers += self._call(self.client.predict, name, chunk, version)
         return answers
 
+    def monitoring(self, name: str) -> dict:
+        """The API's ``/monitoring`` document: counts, latest drift report, recent rows."""
+        return self._call(self.client.monitoring, name)
+
     def _call(self, method, *args):
         from apps.client import ApiUnavailable, ClientError
 
@@ -131,6 +135,18 @@ class LocalSource:
         except ValidationError as error:
             raise SourceError(f"The input is not valid: {error}") from None
 
+    def monitoring(self, name: str) -> dict:
+        """The same document as the API's ``/monitoring``, read from the local database
+        (``$MONITORING_DB_URL``, or ``var/monitoring.db``)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from apps.monitoring import db, store
+
+        try:
+            return store.overview(monitoring_engine(db.database_url()), name)
+        except SQLAlchemyError as error:
+            raise SourceError(f"The monitoring database cannot be read: {error}") from None
+
     def _load(self, name: str, version: int | None):
         try:
             versions = self.registry.versions(name)
@@ -148,6 +164,14 @@ def load_model(root: str, name: str, version: int, backend: str):
     which is read-only once loaded and expensive to load again on every rerun.
     """
     return ModelRegistry(root).load(name, version, backend=backend)
+
+
+@st.cache_resource(show_spinner=False)
+def monitoring_engine(url: str):
+    """One database engine (a pool of connections) per URL, shared by every session."""
+    from apps.monitoring.db import connect
+
+    return connect(url)
 
 
 def open_source() -> ApiSource | LocalSource:

@@ -7,6 +7,7 @@ writes a new module here instead of editing the factory, so the API built in not
 """
 
 import importlib
+import logging
 import pkgutil
 from types import ModuleType
 
@@ -15,3 +16,27 @@ def discover() -> list[ModuleType]:
     """Import every extension module, in name order; an import error is not hidden."""
     names = sorted(module.name for module in pkgutil.iter_modules(__path__))
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def add_hook(app, kind: str, function) -> None:
+    """Ask the API to call ``function`` at one of its hook points, named by ``kind``:
+
+    * ``"shutdown"``: ``function()`` before the process ends (flush a queue, say);
+      gunicorn's ``worker_exit`` and the waitress runner call :func:`shutdown`;
+    * ``"metrics"``: ``function()`` returns more Prometheus text for ``/metrics``.
+    """
+    app.extensions.setdefault("hooks", {}).setdefault(kind, []).append(function)
+
+
+def hooks(app, kind: str) -> list:
+    """The functions added for ``kind`` (none for an app without extensions)."""
+    return getattr(app, "extensions", {}).get("hooks", {}).get(kind, [])
+
+
+def shutdown(app) -> None:
+    """Run the shutdown hooks; a failing one is logged and the others still run."""
+    for function in hooks(app, "shutdown"):
+        try:
+            function()
+        except Exception:
+            logging.getLogger(__name__).exception("a shutdown hook failed")

@@ -18,7 +18,7 @@ def blueprint() -> Blueprint:
         return jsonify(status="alive")
 
     @bp.get("/health/ready")
-    @documented("Readiness", ("health",), answer=Readiness, errors=(503,))
+    @documented("Readiness", ("health",), answer=Readiness, errors=(503,), probe=True)
     def ready():
         """Ready only when every configured model is loaded and verified; else 503."""
         service = model_service()

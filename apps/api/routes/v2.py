@@ -42,7 +42,7 @@ def open_blueprint() -> Blueprint:
         return jsonify(live=True)
 
     @bp.get("/health/ready")
-    @documented("V2 readiness", ("v2",), answer=answers.V2Ready, errors=(503,))
+    @documented("V2 readiness", ("v2",), answer=answers.V2Ready, errors=(503,), probe=True)
     def server_ready():
         """V2 server readiness: every configured model loaded and verified."""
         ready = model_service().ready
@@ -112,7 +112,7 @@ def blueprint() -> Blueprint:
         answer=answers.InferAnswer,
         errors=PREDICT_ERRORS,
         binary_answer=True,
-        headers=(BINARY_HEADER_PARAMETER,),
+        parameters=(BINARY_HEADER_PARAMETER,),
         description=INFER_DESCRIPTION,
     )
     def infer(name: str, version: str | None = None):
