@@ -14,7 +14,6 @@ It prints a Markdown table (median and worst of the rounds).
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apps.processes import free_port  # noqa: E402
 from apps.stack import port_is_free  # noqa: E402
 
 STOPS = {
@@ -33,12 +33,6 @@ STOPS = {
     "SIGTERM to course.py": (signal.SIGTERM, False),
     "closing the terminal (SIGHUP to the group)": (signal.SIGHUP, True),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def answers(url: str) -> bool:
