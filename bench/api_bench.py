@@ -57,7 +57,7 @@ HOST = "127.0.0.1"  # the only address this script ever sends traffic to
 MODEL = "species-classifier"
 PREDICT_PATH = f"/v1/models/{MODEL}/predict"
 BIG = 1000  # records in a large request
-DEFAULT_MLFLOW_PYTHON = "/tmp/mlflow-bench/bin/python"
+DEFAULT_MLFLOW_PYTHON = "/tmp/mlflow-bench/bin/python"  # noqa: S108 (bench/README.md makes it)
 
 # wrk runs this Lua: a fixed POST body, and at the end one JSON line with the numbers.
 # Latencies from wrk are in microseconds.

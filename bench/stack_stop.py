@@ -18,13 +18,12 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apps.processes import free_port  # noqa: E402
+from apps.processes import answer, free_port  # noqa: E402
 from apps.stack import port_is_free  # noqa: E402
 
 STOPS = {
@@ -36,11 +35,7 @@ STOPS = {
 
 
 def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answer(url)[0] == 200
 
 
 def one_round(signum: int, to_group: bool) -> tuple[float, float]:
