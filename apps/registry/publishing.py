@@ -31,9 +31,8 @@ def _write(path: Path, content: bytes) -> None:
         os.fsync(file.fileno())
 
 
-def _stage(model_dir: Path, files: dict[str, tuple[str, bytes]], facts: dict, version: int):
-    """A hidden folder holding the files and their manifest, ready to be renamed."""
-    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
+def _stage(staging: Path, files: dict[str, tuple[str, bytes]], facts: dict, version: int):
+    """Fill the hidden folder with the files and their manifest, ready to be renamed."""
     artifacts = {}
     for file_name, (fmt, content) in files.items():
         _write(staging / file_name, content)
@@ -43,12 +42,12 @@ def _stage(model_dir: Path, files: dict[str, tuple[str, bytes]], facts: dict, ve
             "bytes": len(content),
         }
     manifest = Manifest(
-        {**facts, "name": model_dir.name, "version": version, "artifacts": artifacts}
+        {**facts, "name": staging.parent.name, "version": version, "artifacts": artifacts}
     )
     manifest.write(staging)
     with open(staging / MANIFEST_FILE, "rb+") as file:
         os.fsync(file.fileno())
-    return staging, manifest
+    return manifest
 
 
 def publish(
@@ -63,13 +62,18 @@ def publish(
     number = version
     while True:
         if number is None:
-            taken = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
+            taken = [
+                int(p.name) for p in model_dir.iterdir() if p.name.isascii() and p.name.isdigit()
+            ]
             number = max(taken, default=0) + 1
-        staging, manifest = _stage(model_dir, files, facts, number)
+        staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
         try:
+            manifest = _stage(staging, files, facts, number)
             os.rename(staging, model_dir / str(number))
-        except OSError as error:  # the number was taken meanwhile, or exists already
+        except BaseException as error:  # the number was taken meanwhile, or a write failed
             shutil.rmtree(staging, ignore_errors=True)
+            if not isinstance(error, OSError):
+                raise
             if not (model_dir / str(number)).exists():
                 raise RegistryError(f"cannot write {model_dir.name} v{number}: {error}") from None
             if version is not None:

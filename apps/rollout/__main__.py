@@ -85,7 +85,7 @@ def status_command(args, registry: ModelRegistry) -> int:
     production, candidate = registry.production(args.model), aliases.get(CANDIDATE)
     for version in registry.versions(args.model):
         marks = [m for m, v in ((PRODUCTION, production), (CANDIDATE, candidate)) if v == version]
-        print(f"v{version}  {', '.join(marks)}")
+        print(f"v{version}  {', '.join(marks)}".rstrip())
     for entry in aliases.history:
         before, after = (
             f"v{v}" if v is not None else "-" for v in (entry["previous"], entry["version"])
