@@ -32,18 +32,30 @@ openapi.STATUS_TEXT.setdefault(409, "The registry's version could not be loaded"
 
 
 class IndexRequest(Body):
+    """What to list: every version, or only those ready."""
+
     ready: bool = Field(default=False, description="List only the versions that are ready.")
 
 
 class LoadRequest(Body):
-    parameters: dict[str, Any] = Field(default_factory=dict, description="None are supported.")
+    """A load request: the model comes from the registry, nothing else."""
+
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="None are supported: models come only from the registry.",
+        json_schema_extra={"maxProperties": 0},  # a client sending some is told why (400)
+    )
 
 
 class UnloadParameters(Body):
+    """The protocol's unload parameters."""
+
     unload_dependents: bool = Field(default=False, description="No model depends on another.")
 
 
 class UnloadRequest(Body):
+    """An unload request."""
+
     parameters: UnloadParameters = Field(default_factory=UnloadParameters)
 
 
