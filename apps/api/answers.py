@@ -74,6 +74,8 @@ class ModelMetadata(TypedDict):
     outputs: dict[str, Any]
     metrics: dict[str, Any]
     training_data: dict[str, Any]
+    lineage: NotRequired[dict[str, Any]]
+    gate: NotRequired[dict[str, Any]]
 
 
 class OnePrediction(TypedDict):

@@ -113,6 +113,8 @@ class LoadedModel:
             "outputs": manifest["outputs"],
             "metrics": manifest["metrics"],
             "training_data": manifest["training_data"],
+            # a retrained version's origin and the gate it passed (notebook 08)
+            **{key: manifest[key] for key in ("lineage", "gate") if key in manifest},
         }
 
     def warm_up(self) -> Prediction:
