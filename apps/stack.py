@@ -9,7 +9,6 @@ are free again.
 """
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
@@ -18,19 +17,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from apps.__main__ import check_models
 from apps.config import REPO_ROOT
+from apps.processes import ON_WINDOWS, answer, spawn, stop_all
 
 HOST = "127.0.0.1"
 UI_SCRIPT = REPO_ROOT / "apps" / "ui" / "app.py"
 STARTUP_SECONDS = 120
-STOP_SECONDS = 15
 TICK = 0.2  # seconds between two looks at the children and at the stop flag
-ON_WINDOWS = os.name == "nt"
 MODELS_FAILED = "A model failed its checks (see above): not starting the apps."
 
 
@@ -110,71 +106,6 @@ class StopRequest:
         return self
 
 
-def start(name: str, command: list[str], env: dict, log_dir: Path) -> subprocess.Popen:
-    """Start a child in its own process group, its output going to ``<log_dir>/<name>.log``.
-
-    Its own group, because Ctrl-C in a terminal signals the whole foreground group: the
-    children would each stop on their own, in any order, and this process could not
-    wait for them. Instead only this process hears Ctrl-C, and stops them itself. On
-    Windows a new process group also ignores the console's Ctrl-C.
-    """
-    if ON_WINDOWS:
-        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        group = {"start_new_session": True}
-    log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed when the child is)
-    try:
-        return subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, **group
-        )
-    finally:
-        log.close()  # the child has its own copy of the file handle
-
-
-def send_stop(process: subprocess.Popen, force: bool = False) -> None:
-    """SIGTERM (or SIGKILL) to the child's process group; on Windows, terminate it.
-
-    The group, so that gunicorn's workers hear it too even if their master is stuck.
-    Only while the child has not been waited for: until then its process id, which is
-    also its group's id, cannot belong to anyone else.
-    """
-    if process.poll() is not None:
-        return
-    if ON_WINDOWS:  # waitress and streamlit: single processes
-        if force:
-            process.kill()
-        else:
-            process.terminate()
-        return
-    signum = signal.SIGKILL if force else signal.SIGTERM
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:  # started by someone else, in no group of its own
-        process.send_signal(signum)
-
-
-def stop_all(processes: list[subprocess.Popen], seconds: float = STOP_SECONDS) -> None:
-    """Ask every child to stop at once, wait for all of them, and force those that hang.
-
-    Then, on Linux and macOS, SIGKILL whatever is left in each child's group: the workers
-    of a gunicorn master that crashed would otherwise keep the port. A group's id is not
-    given to a new process while any member of the group lives, so this reaches only
-    what the child left behind.
-    """
-    for process in processes:
-        send_stop(process)
-    deadline = time.monotonic() + seconds
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            send_stop(process, force=True)
-            process.wait(timeout=5)
-        if not ON_WINDOWS:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-
 def tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log file, to show why a child failed."""
     if not path.is_file():
@@ -193,18 +124,6 @@ def ui_environment(api_url: str) -> dict[str, str]:
         if keys:
             env["PENGUINS_API_KEY"] = keys[0]
     return env
-
-
-def health(url: str) -> tuple[int | None, bytes]:
-    """The status and body of ``url`` (None when nothing answers within a second)."""
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read()
-    except (urllib.error.URLError, OSError):
-        return None, b""
 
 
 Children = dict[str, tuple[subprocess.Popen, str]]
@@ -229,7 +148,7 @@ def wait_until_up(children: Children, seconds: float, stop: StopRequest) -> bool
     while waiting and not stop.received:
         check_alive(children)
         for name, (_, url) in list(waiting.items()):
-            status, body = health(url)
+            status, body = answer(url)
             if status == 200:
                 del waiting[name]
             elif status == 503:
@@ -270,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="penguins-stack-"))
     children: Children = {}
     try:
-        api = start("api", api_command(args.api_port), dict(os.environ), log_dir)
+        api = spawn(api_command(args.api_port), dict(os.environ), log_dir / "api.log")
         children["API"] = (api, f"{api_url}/health/ready")
-        ui = start("ui", ui_command(args.ui_port), ui_environment(api_url), log_dir)
+        ui = spawn(ui_command(args.ui_port), ui_environment(api_url), log_dir / "ui.log")
         children["UI"] = (ui, f"{ui_url}/_stcore/health")
         print("Starting the API and the UI ...", flush=True)
         if wait_until_up(children, STARTUP_SECONDS, stop):

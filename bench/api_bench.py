@@ -26,7 +26,6 @@ import os
 import pickle
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,15 +43,21 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from apps import data  # noqa: E402
+from apps.processes import (  # noqa: E402
+    ServerExited,
+    free_port,
+    spawn,
+    stop_all,
+    wait_until_answers,
+)
 from apps.registry import ModelRegistry  # noqa: E402
 from apps.registry.backends import SKOPS_TRUSTED_TYPES  # noqa: E402
-from tests.servers import free_port  # noqa: E402
 
 HOST = "127.0.0.1"  # the only address this script ever sends traffic to
 MODEL = "species-classifier"
 PREDICT_PATH = f"/v1/models/{MODEL}/predict"
 BIG = 1000  # records in a large request
-DEFAULT_MLFLOW_PYTHON = "/tmp/mlflow-bench/bin/python"
+DEFAULT_MLFLOW_PYTHON = "/tmp/mlflow-bench/bin/python"  # noqa: S108 (bench/README.md makes it)
 
 # wrk runs this Lua: a fixed POST body, and at the end one JSON line with the numbers.
 # Latencies from wrk are in microseconds.
@@ -119,33 +124,6 @@ def penguin_records(names: list[str], count: int, seed: int = 0) -> list[dict]:
 # --- servers -------------------------------------------------------------------------
 
 
-def wait_until_up(url: str, process: subprocess.Popen, seconds: float, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"server exited with code {process.returncode}:\n{tail}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {seconds} s (log: {log})")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, then SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def server(
     command: list[str], env: dict, health_path: str, log: Path, startup: float = 120
@@ -154,21 +132,16 @@ def server(
     port = free_port()
     env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
     command = [part.replace("{port}", str(port)) for part in command]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn(command, env, log)
     base = f"http://{HOST}:{port}"
     try:
-        wait_until_up(base + health_path, process, startup, log)
+        try:
+            wait_until_answers(base + health_path, process, startup)
+        except (ServerExited, TimeoutError) as error:
+            raise RuntimeError(f"{error}:\n{log.read_text(errors='replace')[-3000:]}") from None
         yield base, process
     finally:
-        stop(process)
+        stop_all([process])
 
 
 def api_server(backend: str, args, workdir: Path):

@@ -45,8 +45,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from apps import data  # noqa: E402
-from tests.conftest import RECORD, as_records  # noqa: E402
-from tests.servers import free_port, running_api  # noqa: E402
+from apps.client.records import frame_to_records  # noqa: E402
+from apps.processes import free_port, running  # noqa: E402
+from bench.servers import running_api  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -55,7 +56,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--no-first-run",
 ]
-COLUMNS = [c for c in RECORD]
+COLUMNS = ["island", "sex", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+RECORD = frame_to_records(data.load_data()[COLUMNS].dropna().head(1))[0]
+"""One complete penguin, the first of the data set."""
 
 TIME_CALLS = """async ({records, calls}) => {
   const app = await import('./app.js');
@@ -116,7 +119,7 @@ def browser_rows(calls: int) -> list[tuple[str, str]]:
     from playwright.sync_api import sync_playwright
 
     penguins = data.load_data()
-    everyone = as_records(penguins, COLUMNS)
+    everyone = frame_to_records(penguins[COLUMNS])
     rows = []
     profile = tempfile.mkdtemp(prefix="edge-bench-profile-")  # a disk cache, as browsers have
     with (
@@ -209,26 +212,10 @@ def api_in(python: Path, backend: str) -> Iterator[tuple[str, float, int]]:
         "LOG_LEVEL": "WARNING",
     }
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [python, "-m", "apps.api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/health/ready", timeout=1).ok:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"the API in {python} exited")
-            time.sleep(0.05)
+    command = [str(python), "-m", "apps.api", "--port", str(port)]
+    with running(command, f"{url}/health/ready", env, startup_seconds=120) as process:
         yield url, time.perf_counter() - started, process.pid
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
 
 
 def tree_pss_mb(pid: int) -> float:

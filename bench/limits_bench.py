@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.servers import running_api  # noqa: E402
+from bench.servers import running_api  # noqa: E402
 
 MARKER = "PENGUINS_LIMITS_BENCH"
 MIB = 1024 * 1024

@@ -14,17 +14,16 @@ It prints a Markdown table (median and worst of the rounds).
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apps.processes import answer, free_port  # noqa: E402
 from apps.stack import port_is_free  # noqa: E402
 
 STOPS = {
@@ -35,18 +34,8 @@ STOPS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answer(url)[0] == 200
 
 
 def one_round(signum: int, to_group: bool) -> tuple[float, float]:

@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:
 import tritonclient.http as triton_http  # noqa: E402
 
 from apps import data  # noqa: E402
-from tests.servers import running_api  # noqa: E402
+from bench.servers import running_api  # noqa: E402
 
 MODEL = "species-classifier"
 COLUMNS = ["island", "sex", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from apps import data
+from apps.client.records import frame_to_records
 from apps.config import REPO_ROOT
 from apps.registry import ModelRegistry
 
@@ -111,8 +112,7 @@ def penguins() -> pd.DataFrame:
 
 def as_records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     """Rows as JSON-like dicts, with None (not NaN) for missing values, as a client sends."""
-    subset = frame[columns].astype(object)
-    return subset.where(subset.notna(), None).to_dict("records")
+    return frame_to_records(frame[columns])
 
 
 @pytest.fixture(scope="session")

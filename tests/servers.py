@@ -1,27 +1,28 @@
 """Start the real API server (gunicorn or waitress), or the whole stack, on free ports.
 
-Tests talk to it over real sockets with real clients, as a user would. The server runs
-in its own process group (a new session on Linux and macOS) so that stopping it also
-stops its workers. On Windows, where gunicorn cannot run, the default is waitress, a
-single process stopped with ``terminate()``.
+Tests talk to it over real sockets with real clients, as a user would. Starting,
+waiting and stopping are the apps' own (:mod:`apps.processes`), as the stack does it;
+on Windows, where gunicorn cannot run, the default server is waitress.
 """
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import requests
+from apps.processes import (
+    ON_WINDOWS,
+    ServerExited,
+    free_port,
+    running,
+    spawn,
+    wait_until_answers,
+)
 
-from apps.config import REPO_ROOT
-
-ON_WINDOWS = os.name == "nt"
 DEFAULT_SERVER = "waitress" if ON_WINDOWS else "gunicorn"
 ISOLATED_PREFIXES = ("API_", "PENGUINS_")
 """The apps' settings: a test server gets the ones its test gives, and no others."""
@@ -30,13 +31,6 @@ ISOLATED_PREFIXES = ("API_", "PENGUINS_")
 def without_app_settings(environ: dict) -> dict[str, str]:
     """A copy of an environment without any ``API_*`` or ``PENGUINS_*`` variable."""
     return {k: v for k, v in environ.items() if not k.upper().startswith(ISOLATED_PREFIXES)}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -73,63 +67,9 @@ def running_api(
         "--server",
         server,
     ]
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    if ON_WINDOWS:
-        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        group = {"start_new_session": True}
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, **group
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_live(base_url, process, startup_seconds)
+    with running(command, f"{base_url}/health/live", full_env, log_path, startup_seconds):
         yield base_url
-    finally:
-        _stop(process)
-        if log_path:
-            log.close()
-
-
-def _wait_until_live(base_url: str, process: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API server exited with code {process.returncode}")
-        try:
-            with requests.get(f"{base_url}/health/live", timeout=1) as response:
-                if response.status_code == 200:
-                    return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the API server did not answer within {seconds} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the server gracefully, then forcefully if it lingers.
-
-    POSIX: SIGTERM to the whole process group (gunicorn's master and its workers), then
-    SIGKILL. Windows: ``terminate()`` then ``kill()`` (waitress is a single process).
-    """
-    if process.poll() is not None:
-        return
-    _signal_group(process, graceful=True)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        _signal_group(process, graceful=False)
-        process.wait(timeout=5)
-
-
-def _signal_group(process: subprocess.Popen, graceful: bool) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        if ON_WINDOWS and graceful:
-            process.terminate()
-        elif ON_WINDOWS:
-            process.kill()
-        else:
-            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -148,23 +88,17 @@ def running_stack(
     while ui_port == api_port:
         ui_port = free_port()
     ports = ["--api-port", str(api_port), "--ui-port", str(ui_port)]
-    if ON_WINDOWS:
-        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        group = {"start_new_session": True}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "apps.stack", *ports],
-            cwd=REPO_ROOT,
-            env={**without_app_settings(os.environ), **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            **group,
-        )
-        api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "stack.log"
+        env = {**without_app_settings(os.environ), **(env or {})}
+        process = spawn([sys.executable, "-m", "apps.stack", *ports], env, log)
         try:
             for url in (f"{api}/health/ready", f"{ui}/_stcore/health"):
-                _wait_for(url, process, startup_seconds, log)
+                try:
+                    wait_until_answers(url, process, startup_seconds)
+                except ServerExited:
+                    raise ServerExited(log.read_text("utf-8", "replace")) from None
             yield api, ui
         finally:
             children = psutil.Process(process.pid).children(recursive=True)
@@ -179,15 +113,13 @@ def running_stack(
                     child.kill()
 
 
-def _wait_for(url: str, process: subprocess.Popen, seconds: float, log) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            output = log.read().decode("utf-8", "replace")
-            raise RuntimeError(f"the stack exited with code {process.returncode}:\n{output}")
-        with contextlib.suppress(requests.ConnectionError), requests.get(url, timeout=1) as answer:
-            if answer.status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
+@contextlib.contextmanager
+def running_ui(api_url: str, log_path: Path | None = None, startup_seconds: float = 60):
+    """Run the Streamlit UI as the stack runs it, calling the API at ``api_url``."""
+    from apps.stack import ui_command
+
+    port = free_port()
+    env = {**without_app_settings(os.environ), "PENGUINS_API_URL": api_url}
+    url = f"http://127.0.0.1:{port}"
+    with running(ui_command(port), f"{url}/_stcore/health", env, log_path, startup_seconds):
+        yield url

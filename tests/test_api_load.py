@@ -76,6 +76,15 @@ class Run:
     memory_unavailable: str | None = None
     worker_pids: list[set[int]] = field(default_factory=list)
 
+    def record(self, kind: str, problem: str | None) -> None:
+        """Count one request and, if it failed, why (the first 20 reasons are kept)."""
+        self.sent += 1
+        self.count_by_kind[kind] = self.count_by_kind.get(kind, 0) + 1
+        if problem:
+            self.failures_by_kind[kind] = self.failures_by_kind.get(kind, 0) + 1
+            if len(self.failures) < 20:
+                self.failures.append(problem)
+
 
 def build_jobs(penguins, columns: dict[str, list[str]]) -> list[Job]:
     """A fixed, repeating mix of requests, built once so that the client spends little time."""
@@ -206,12 +215,7 @@ def run_load(base_url: str, jobs: list[Job], processes: ServerProcesses, deadlin
         except (requests.RequestException, ValueError, KeyError, IndexError) as error:
             problem = f"{job.kind}: {type(error).__name__}: {error}"
         with lock:
-            run.sent += 1
-            run.count_by_kind[job.kind] = run.count_by_kind.get(job.kind, 0) + 1
-            if problem:
-                run.failures_by_kind[job.kind] = run.failures_by_kind.get(job.kind, 0) + 1
-                if len(run.failures) < 20:
-                    run.failures.append(problem)
+            run.record(job.kind, problem)
 
     def sample(sent: int) -> None:
         if processes.unavailable is None:

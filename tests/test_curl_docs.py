@@ -157,7 +157,8 @@ def shell_env(tmp_path_factory):
     source = notebook_bodies_cell(NOTEBOOK)
     if source:
         namespace: dict = {}
-        exec(compile(source, f"{NOTEBOOK.name} (bodies cell)", "exec"), namespace)
+        # the notebook's own cell that writes the example bodies, run as a reader runs it
+        exec(compile(source, f"{NOTEBOOK.name} (bodies cell)", "exec"), namespace)  # noqa: S102
         bodies = Path(namespace["BODIES"])
     with running_stack({"API_KEYS": key}) as (url, _):
         env = {

@@ -270,7 +270,7 @@ def course_copy(tmp_path: Path) -> Path:
 
 def run_as_written(command: str, root: Path) -> subprocess.CompletedProcess:
     """A command exactly as a message printed it, typed into a shell at the repository root."""
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S602 - a shell, exactly as the learner types it
         command, shell=True, cwd=root, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"

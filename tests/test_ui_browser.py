@@ -13,12 +13,7 @@ own browser download is not used. Without them the tests skip, or fail under CI.
 """
 
 import csv
-import importlib.util
 import io
-import os
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,30 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from apps.config import REPO_ROOT
-from apps.stack import stop_all, ui_command
 
-from .conftest import require_tool, skip_or_fail
-from .servers import free_port, running_api
+from .browser import WAIT_MS, chromium, sync_api
+from .servers import running_api, running_ui
 
-if importlib.util.find_spec("playwright") is None:
-    skip_or_fail("the playwright package is not installed (requirements.txt)", True)
-from playwright import sync_api
-
-CHROMIUM = require_tool("chromium", "Debian's chromium package; .ci/run installs it", True)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
-WAIT_MS = 30_000
 
 pytestmark = pytest.mark.slow
-sync_api.expect.set_options(timeout=WAIT_MS)
 
 BATCH_CSV = b"""island,sex,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,tag
 Torgersen,male,39.1,18.7,181,3750,A-1
@@ -64,42 +42,14 @@ Dream,female,abc,17.9,192,3500,X-2
 def ui_url(tmp_path_factory) -> Iterator[str]:
     """The API (gunicorn, ONNX) and ``streamlit run`` on free ports, as ``apps.stack`` runs them."""
     log = tmp_path_factory.mktemp("ui") / "streamlit.log"
-    with running_api({"API_BACKEND": "onnx"}) as api_url, open(log, "wb") as output:
-        port = free_port()
-        ui = subprocess.Popen(
-            ui_command(port),
-            cwd=REPO_ROOT,
-            env={**os.environ, "PENGUINS_API_URL": api_url},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(f"{url}/_stcore/health", ui, log)
-            yield url
-        finally:
-            stop_all([ui])
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer within {seconds} s")
+    with running_api({"API_BACKEND": "onnx"}) as api_url, running_ui(api_url, log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 NETWORK_SCHEMES = ("http", "https", "ws", "wss")

@@ -1,17 +1,13 @@
 """The Monitoring page: with Streamlit's test runner (local database and API), and in a
 real browser (headless Chromium), on a database holding six weeks of a drift story."""
 
-import os
-import subprocess
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from apps.config import REPO_ROOT
-from apps.stack import stop_all, ui_command
 
 from . import monitoring_data
-from .servers import free_port, running_api
+from .servers import running_api, running_ui
 
 pytestmark = pytest.mark.slow
 
@@ -71,40 +67,23 @@ def test_the_page_says_how_to_make_the_first_report(monkeypatch, tmp_path):
 
 def test_the_page_in_a_real_browser(story, story_api, tmp_path):
     browser_tests = pytest.importorskip("tests.test_ui_browser")
-    sync_api = browser_tests.sync_api
-    log = tmp_path / "streamlit.log"
-    port = free_port()
-    with open(log, "wb") as output:
-        ui = subprocess.Popen(
-            ui_command(port),
-            cwd=REPO_ROOT,
-            env={**os.environ, "PENGUINS_API_URL": story_api},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        browser_tests.wait_for(f"{url}/_stcore/health", ui, log)
-        with sync_api.sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(
-                executable_path=str(browser_tests.CHROMIUM), args=browser_tests.CHROMIUM_ARGS
-            )
-            page = chromium.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(browser_tests.WAIT_MS)
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url)
-            browser_tests.settle(page)
-            browser_tests.go_to(page, "Monitoring")
-            browser_tests.choose(page, "Model", monitoring_data.MODEL)
-            expect = browser_tests.expect
-            expect(page.get_by_text("Drift in the latest window")).to_be_visible()
-            expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2)
-            expect(page.get_by_role("heading", name="Recent predictions")).to_be_visible()
-            expect(page.get_by_test_id("stMetric").first).to_contain_text("Predictions logged")
-            browser_tests.screenshot(page, "monitoring")
-            assert page.get_by_test_id("stException").count() == 0
-            assert not errors, errors
-            chromium.close()
-    finally:
-        stop_all([ui])
+    from .browser import WAIT_MS, chromium
+
+    ui = running_ui(story_api, tmp_path / "streamlit.log")
+    with ui as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        browser_tests.settle(page)
+        browser_tests.go_to(page, "Monitoring")
+        browser_tests.choose(page, "Model", monitoring_data.MODEL)
+        expect = browser_tests.expect
+        expect(page.get_by_text("Drift in the latest window")).to_be_visible()
+        expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2)
+        expect(page.get_by_role("heading", name="Recent predictions")).to_be_visible()
+        expect(page.get_by_test_id("stMetric").first).to_contain_text("Predictions logged")
+        browser_tests.screenshot(page, "monitoring")
+        assert page.get_by_test_id("stException").count() == 0
+        assert not errors, errors

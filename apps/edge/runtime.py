@@ -147,7 +147,8 @@ def download(url: str) -> bytes:
 
 
 def _read(url: str, context: ssl.SSLContext) -> bytes:
-    with urllib.request.urlopen(url, timeout=120, context=context) as response:
+    # only ever the fixed https:// TARBALL_URL, checked against its pinned sha512 after
+    with urllib.request.urlopen(url, timeout=120, context=context) as response:  # noqa: S310
         return response.read()
 
 

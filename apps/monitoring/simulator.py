@@ -18,12 +18,7 @@ A simulation needs simulated time: the API is started with
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from apps import data
-from apps.config import REPO_ROOT
+from apps.processes import free_port, running
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 """A Monday: the default first simulated day (fixed, so that runs can be compared)."""
@@ -227,9 +222,7 @@ def local_api(database: str, workers: int = 2) -> Iterator[str]:
     simulated weeks may lie in the past) and listens on a free port of 127.0.0.1. The
     stop is graceful (SIGTERM, or CTRL-BREAK on Windows), so the log is flushed.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "MONITORING_DB_URL": str(database),
@@ -241,42 +234,6 @@ def local_api(database: str, workers: int = 2) -> Iterator[str]:
         "LOG_LEVEL": "WARNING",
     }
     command = [sys.executable, "-m", "apps.api", "--host", "127.0.0.1", "--port", str(port)]
-    if os.name == "nt":
-        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        group = {"start_new_session": True}
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's output, shown if it fails
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, **group
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
+    with running(command, f"{url}/health/ready", env):
         yield url
-    finally:
-        if os.name == "nt":
-            process.send_signal(signal.CTRL_BREAK_EVENT)
-        else:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen, log, seconds: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            output = log.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"the API exited with code {process.returncode}:\n{output}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"the API did not get ready within {seconds} s")
