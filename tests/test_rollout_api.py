@@ -225,7 +225,8 @@ def test_the_repository_routes_conform_to_the_document(registry_v2):
 
     env = {"API_MODELS_DIR": str(registry_v2.root), "API_WORKERS": "1"}
     with running_api(env) as url, requests.Session() as session:
-        schema = schemathesis.openapi.from_dict(requests.get(f"{url}/openapi.json").json())
+        document = requests.get(f"{url}/openapi.json", timeout=10).json()
+        schema = schemathesis.openapi.from_dict(document)
         schema.config.update(base_url=url)
         found = list(operations(schema, changes_the_server=True))
         assert len(found) == 5  # the index, and load and unload for each of two models

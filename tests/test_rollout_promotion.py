@@ -5,6 +5,7 @@ the classifier is trained into them where a test needs one.
 """
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import threading
 import pytest
 
 from apps import training
-from apps.config import REPO_ROOT
+from apps.config import MODELS_DIR_ENV, REPO_ROOT
 from apps.registry import IntegrityError, ModelNotFoundError, ModelRegistry, RegistryError
 from apps.registry.aliases import ALIASES_FILE, CANDIDATE, PRODUCTION
 from apps.rollout import promotion
@@ -187,3 +188,21 @@ def test_the_command_line(three_versions):
     status = cli("status", *where).stdout.splitlines()
     assert status[:3] == ["v1", "v2", "v3  production"]
     assert "promote  production   v3 -> v2    by hand" in status[4]
+
+
+def test_the_main_job_judges_the_production_version(three_versions):
+    """``python -m apps`` fails when the version the apps serve fails, whichever it is."""
+    env = {**os.environ, MODELS_DIR_ENV: str(three_versions.root)}
+
+    def main_job() -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "apps"]
+        return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    three_versions.set_alias(CLASSIFIER, PRODUCTION, 1, "promote")
+    tamper(three_versions, 3)  # the latest, not in production
+    done = main_job()
+    assert done.returncode == 0, done.stdout
+    assert "Not served, having failed its checks: species-classifier v3" in done.stdout
+    tamper(three_versions, 1)  # the production version
+    assert main_job().returncode == 1

@@ -201,7 +201,9 @@ def test_a_broken_version_is_never_served(two_versions, tmp_path):
                 'rollout_switches_total{model="species-classifier",outcome="refused",version="2"}'
             )
             deadline = time.monotonic() + 15
-            while f"{refused} {float(WORKERS)}" not in requests.get(f"{url}/metrics").text:
+            while (
+                f"{refused} {float(WORKERS)}" not in requests.get(f"{url}/metrics", timeout=10).text
+            ):
                 assert time.monotonic() < deadline, "not every worker refused the broken version"
                 time.sleep(0.05)
             ready = requests.get(f"{url}/health/ready", timeout=10)

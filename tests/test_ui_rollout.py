@@ -2,9 +2,7 @@
 Rollout page (lineage, the gate's figures), from the local registry and from the API,
 with Streamlit's test runner and in a real browser; a promotion shows up in both."""
 
-import os
 import shutil
-import subprocess
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,10 +11,9 @@ from apps.config import MODELS_DIR_ENV, REPO_ROOT
 from apps.monitoring import db
 from apps.registry import ModelRegistry
 from apps.rollout import promotion, retrain
-from apps.stack import stop_all, ui_command
 
 from . import rollout_data
-from .servers import free_port, running_api
+from .servers import running_api, running_ui
 
 pytestmark = pytest.mark.slow
 
@@ -89,35 +86,27 @@ def test_the_pages_show_the_production_version(registry, monkeypatch, mode):
 
 def test_the_rollout_page_in_a_real_browser(registry, tmp_path):
     browser_tests = pytest.importorskip("tests.test_ui_browser")
-    with running_api({"API_MODELS_DIR": str(registry.root)}) as api:
-        log, port = tmp_path / "streamlit.log", free_port()
-        with open(log, "wb") as output:
-            ui = subprocess.Popen(ui_command(port), cwd=REPO_ROOT, stdout=output,
-                                  env={**os.environ, "PENGUINS_API_URL": api},
-                                  stderr=subprocess.STDOUT)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            browser_tests.wait_for(f"{url}/_stcore/health", ui, log)
-            with browser_tests.sync_api.sync_playwright() as playwright:
-                chromium = playwright.chromium.launch(
-                    executable_path=str(browser_tests.CHROMIUM), args=browser_tests.CHROMIUM_ARGS
-                )
-                page = chromium.new_page(viewport={"width": 1280, "height": 1000})
-                page.set_default_timeout(browser_tests.WAIT_MS)
-                errors = []
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.goto(url)
-                browser_tests.settle(page)
-                browser_tests.go_to(page, "Rollout")
-                browser_tests.choose(page, "Model", CLASSIFIER)
-                browser_tests.choose(page, "Version", "2")
-                expect = browser_tests.expect
-                expect(page.get_by_test_id("stMetric").first).to_contain_text("version 1")
-                expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(1)
-                expect(page.get_by_text("Both judged on the same")).to_be_visible()
-                browser_tests.screenshot(page, "rollout")
-                assert page.get_by_test_id("stException").count() == 0
-                assert not errors, errors
-                chromium.close()
-        finally:
-            stop_all([ui])
+    from .browser import WAIT_MS, chromium
+
+    log = tmp_path / "streamlit.log"
+    with (
+        running_api({"API_MODELS_DIR": str(registry.root)}) as api,
+        running_ui(api, log) as url,
+        chromium() as browser,
+    ):
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        browser_tests.settle(page)
+        browser_tests.go_to(page, "Rollout")
+        browser_tests.choose(page, "Model", CLASSIFIER)
+        browser_tests.choose(page, "Version", "2")
+        expect = browser_tests.expect
+        expect(page.get_by_test_id("stMetric").first).to_contain_text("version 1")
+        expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(1)
+        expect(page.get_by_text("Both judged on the same")).to_be_visible()
+        browser_tests.screenshot(page, "rollout")
+        assert page.get_by_test_id("stException").count() == 0
+        assert not errors, errors
