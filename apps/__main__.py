@@ -1,6 +1,6 @@
 """``python -m apps``: make sure the models are present and verified, and show them.
 
-This is the course's main job in its first form; ``python course.py start`` runs it
+``python3 course.py start`` runs this check too (``apps.stack`` calls ``check_models``)
 before starting the apps. A model that is missing is trained; a version whose files do
 not match their manifest is reported. The command fails when the latest version of a
 model fails, since that is the version the apps serve: a broken set-up never goes
