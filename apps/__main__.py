@@ -1,6 +1,6 @@
 """``python -m apps``: make sure the models are present and verified, and show them.
 
-This is the course's main job in its first form; ``python course.py start`` runs it
+``python3 course.py start`` runs this check too (``apps.stack`` calls ``check_models``)
 before starting the apps. A model that is missing is trained; a version whose files do
 not match their manifest is reported. The command fails when the production version of
 a model fails (its ``production`` alias, or its latest version until one is promoted),

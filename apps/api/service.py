@@ -2,7 +2,7 @@
 
 Every request format (native, Open Inference Protocol, MLflow) is first turned into a
 list of plain records; from there one path serves them all: schema validation, the
-backend's prediction, and the counting of predictions for monitoring.
+backend's prediction, the counts on ``/metrics``, and the listeners (notebook 07's log).
 """
 
 import functools
