@@ -253,6 +253,13 @@ def course_copy(tmp_path: Path) -> Path:
     git = shutil.which("git")
     if git is None or ON_WINDOWS:
         pytest.skip("the suggested commands are run with a POSIX shell and git")
+    import course  # the repository's course.py
+
+    stamp = course.STAMP.read_text().strip() if course.STAMP.is_file() else ""
+    if stamp != course.requirements_digest():
+        # The clone would install itself into the shared .venv, which then imports the
+        # clone's apps/ from a temporary folder that is gone after the test.
+        pytest.fail("the .venv is not up to date: run `python3 course.py setup` first")
     root = tmp_path / "course"
     root.mkdir()
     for name in ("course.py", "pyproject.toml", "requirements.txt", ".gitignore"):
