@@ -83,14 +83,18 @@ class ServerState:
 
 
 def state_folder(configured: str | None) -> Path:
-    """The configured folder, or a temporary one removed when this process exits.
-
-    Made in gunicorn's master (the app is loaded there, before the fork), so that every
-    worker shares it; the workers leave its removal to the master.
-    """
-    if configured:
-        Path(configured).mkdir(parents=True, exist_ok=True)
-        return Path(configured)
+    """The configured folder; under gunicorn, a folder in the server's run folder (which
+    every worker shares and the master removes); else a temporary one removed when this
+    process exits (the app is loaded before any fork, so that every worker shares it)."""
+    shared = (
+        Path(os.environ["API_RUN_FOLDER"]) / "repository"
+        if "API_RUN_FOLDER" in os.environ
+        else None
+    )
+    if configured or shared:
+        folder = Path(configured) if configured else shared
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     folder, creator = tempfile.mkdtemp(prefix="api-repository-"), os.getpid()
 
     def remove() -> None:
