@@ -2,7 +2,8 @@
 
 Run ``python -m apps.training`` to train a new version of both models. Training is
 deterministic (fixed seed and split), so the same data and library versions give the
-same predictions on any machine.
+same predictions on any machine. Each version is signed (:mod:`apps.registry.signing`):
+with this machine's key unless another is given, made on first use.
 """
 
 import argparse
@@ -27,9 +28,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from apps import data
-from apps.registry import Manifest, ModelRegistry
+from apps.registry import Manifest, ModelRegistry, RegistryError
 from apps.registry.manifest import sha256_bytes
 from apps.registry.profile import PROFILE_FILE, build_profile, profile_bytes
+from apps.registry.signing import sign_version, signing_key
 
 SEED = 42
 TEST_SIZE = 0.25
@@ -269,8 +271,12 @@ def save(
     return manifest
 
 
-def train_and_register(registry: ModelRegistry, name: str, version: int | None = None) -> Manifest:
-    """Train one model and save it as ``version`` (default: the next free version)."""
+def train_and_register(
+    registry: ModelRegistry, name: str, version: int | None = None, signer=None
+) -> Manifest:
+    """Train one model, save it as ``version`` (default: the next free version), and sign
+    its manifest with ``signer`` (default: this machine's key, see ``signing_key``)."""
+    signer = signer if signer is not None else signing_key()
     spec = SPECS[name]
     if version is None:
         existing = registry._versions(registry.root / name)
@@ -279,7 +285,10 @@ def train_and_register(registry: ModelRegistry, name: str, version: int | None =
     pipeline, facts = train(spec, frame)
     classes = pipeline.classes_ if spec.task == "classification" else ()
     profile = reference_profile(spec, frame, pipeline.predict, classes)
-    return save(pipeline, spec, facts, registry.root / name / str(version), profile)
+    folder = registry.root / name / str(version)
+    manifest = save(pipeline, spec, facts, folder, profile)
+    sign_version(folder, signer)
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -293,6 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names:
         manifest = train_and_register(registry, name, args.version)
         print(f"saved {manifest.name} v{manifest.version}: {manifest.data['metrics']['test']}")
+        try:  # what the apps will do with it: are they going to trust its signer?
+            registry.verify(name, manifest.version)
+        except RegistryError as error:
+            print(f"warning: the apps will refuse it: {error}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "waitress":
         from waitress import serve
 
+        from apps.api.config import keys_configured
         from apps.api.extensions import shutdown
         from apps.api.security import warn_if_open
         from apps.api.wsgi import app
 
-        warn_if_open([args.host], app.config["API_KEYS"])
+        warn_if_open([args.host], keys_configured(app.config))
         for name in ("SIGTERM", "SIGBREAK"):  # stop as on Ctrl-C: waitress then returns
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), _stop)

@@ -66,11 +66,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or not os.environ.get("API_RAT
 
 def when_ready(server):
     """Warn, once the server listens, if it answers beyond this machine without keys."""
-    from apps.api.config import load_settings
+    from apps.api.config import keys_configured, load_settings
     from apps.api.security import warn_if_open
 
     hosts = [address[0] for address in server.cfg.address if isinstance(address, tuple)]
-    warn_if_open(hosts, load_settings()["API_KEYS"])
+    warn_if_open(hosts, keys_configured(load_settings()))
 
 
 def worker_exit(server, worker):

@@ -1,9 +1,10 @@
 """Find, verify and load models: the only path from a file on disk to a predictor.
 
-The order of checks matters. The sha256 of a file is compared with its manifest
-*before* the bytes are deserialized (unpickling runs code); the library versions are
-compared before the model is used; skops files are loaded with an explicit list of
-trusted types. Each refusal says what happened and how to fix it.
+The order of checks matters. The manifest's signature is checked against the trusted
+public keys *before* any of its hashes is believed; the sha256 of a file is compared
+with the manifest *before* the bytes are deserialized (unpickling runs code); the
+library versions are compared before the model is used; skops files are loaded with an
+explicit list of trusted types. Each refusal says what happened and how to fix it.
 """
 
 import importlib.metadata
@@ -28,6 +29,7 @@ from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
 from apps.registry.prediction import Prediction
 from apps.registry.profile import PROFILE_FILE
 from apps.registry.schema import InputSchema
+from apps.registry.signing import SIGNATURE_FILE, Trust
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +130,21 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    """The folder ``<root>/<name>/<version>/`` of models, each with its manifest."""
+    """The folder ``<root>/<name>/<version>/`` of models, each with its signed manifest.
 
-    def __init__(self, root: Path | str | None = None):
+    ``trust`` holds the public keys whose signatures are accepted; by default those of
+    ``trusted_keys/`` (or ``$PENGUINS_TRUSTED_KEYS``), read at first use.
+    """
+
+    def __init__(self, root: Path | str | None = None, trust: Trust | None = None):
         self.root = Path(root) if root is not None else models_dir()
+        self._trust = trust
+
+    @property
+    def trust(self) -> Trust:
+        if self._trust is None:
+            self._trust = Trust.from_environment()
+        return self._trust
 
     def names(self) -> list[str]:
         """Names of the models that have at least one version."""
@@ -167,12 +180,12 @@ class ModelRegistry:
 
     def manifest(self, name: str, version: int | str | None = None) -> Manifest:
         """The manifest of one version, the latest by default."""
-        return Manifest.read(self.resolve(name, version))
+        return self._trusted_manifest(self.resolve(name, version))
 
     def verify(self, name: str, version: int | str | None = None) -> Manifest:
         """Check every file of a version against its manifest; raise on the first fault."""
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         self._verified_files(folder, manifest)
         return manifest
 
@@ -180,10 +193,24 @@ class ModelRegistry:
         """The version's reference profile (what its training data looked like), verified
         like its model files; None for a version trained before profiles were saved."""
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         if PROFILE_FILE not in manifest.artifacts:
             return None
         return json.loads(self._verified_files(folder, manifest)[PROFILE_FILE])
+
+    def _trusted_manifest(self, folder: Path) -> Manifest:
+        """A version's manifest, believed only once a trusted key's signature matches its
+        exact bytes, and only in the folder it names: a signed version copied under
+        another name or number is refused. The bytes checked are the bytes parsed."""
+        data = (folder / MANIFEST_FILE).read_bytes()
+        self.trust.check(data, folder / SIGNATURE_FILE, self._label(folder))
+        manifest = Manifest(json.loads(data))
+        if (manifest.name, str(manifest.version)) != (folder.parent.name, folder.name):
+            raise IntegrityError(
+                f"{self._label(folder)} holds the manifest of {manifest.name} "
+                f"v{manifest.version}: a version moved to another folder is not trusted"
+            )
+        return manifest
 
     def _verified_files(self, folder: Path, manifest: Manifest) -> dict[str, bytes]:
         """Every file of a version folder, each checked against its pinned sha256.
@@ -195,7 +222,7 @@ class ModelRegistry:
         odd = sorted(name for name in manifest.artifacts if not PLAIN_NAME.fullmatch(name))
         if odd:
             raise IntegrityError(f"{self._label(folder)}: the manifest lists odd file names {odd}")
-        listed = set(manifest.artifacts) | {MANIFEST_FILE}
+        listed = set(manifest.artifacts) | {MANIFEST_FILE, SIGNATURE_FILE}
         unknown = sorted(p.name for p in folder.iterdir() if p.name not in listed)
         if unknown:
             raise IntegrityError(
@@ -246,7 +273,7 @@ class ModelRegistry:
         if fmt not in kind.loaders:
             raise ValueError(f"the {backend} backend loads {list(kind.loaders)}, not {fmt!r}")
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         data = self._verified_files(folder, manifest)[manifest.artifact_for(fmt)]
         check_versions(manifest, kind.pinned_libraries, on_version_mismatch)
         loaded = kind.loaders[fmt](data)

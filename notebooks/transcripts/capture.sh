@@ -214,9 +214,10 @@ podman run --rm --entrypoint sh penguins-api:full -c "du -sm /opt/venv/lib/pytho
 EOF
 
 # == the compose stack ====================================================================
+# The UI's key, and its hash in the API's key file, as notebook 05 makes them (in the copy).
 mkdir -p secrets
-python3 -c "import secrets; print(secrets.token_urlsafe(32))" >secrets/api_key.txt
-chmod 644 secrets/api_key.txt
+python3 -m apps.api.keys new --name ui --add-to secrets/api_keys.txt --save-key secrets/ui_api_key.txt >/dev/null
+chmod 644 secrets/api_keys.txt secrets/ui_api_key.txt
 STACK_UP=1
 record 05-compose.txt <<'EOF'
 podman-compose -f docker/compose.yaml -f docker/compose.ci.yaml up -d
