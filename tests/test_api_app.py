@@ -158,7 +158,7 @@ def test_a_tampered_model_makes_the_api_not_ready(registry_copy, tmp_path, tampe
 def test_list_models(client):
     status, _, body = call(client, "GET", "/v1/models")
     assert status == 200
-    common = {"latest": 1, "versions": [1], "backend": "onnx"}
+    common = {"latest": 1, "production": 1, "versions": [1], "backend": "onnx"}
     assert body == {
         "models": [
             {"name": REGRESSOR, "task": "regression", **common},

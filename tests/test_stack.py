@@ -8,6 +8,7 @@ shows it), never asserted: ``bench/stack_stop.py`` measures it.
 """
 
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -253,6 +254,15 @@ def course_copy(tmp_path: Path) -> Path:
     git = shutil.which("git")
     if git is None or ON_WINDOWS:
         pytest.skip("the suggested commands are run with a POSIX shell and git")
+    stamp = REPO_ROOT / ".venv" / ".course-setup-stamp"
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):  # as course.py's requirements_digest
+        digest.update(name.encode())
+        digest.update((REPO_ROOT / name).read_bytes())
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != digest.hexdigest():
+        # The copy's setup would reinstall into the shared .venv, pointing its editable
+        # install of apps at this temporary copy: every later test would then import it.
+        pytest.fail("the .venv is older than requirements.txt: run `python3 course.py setup`")
     root = tmp_path / "course"
     root.mkdir()
     for name in ("course.py", "pyproject.toml", "requirements.txt", ".gitignore"):

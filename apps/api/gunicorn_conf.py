@@ -73,6 +73,13 @@ def when_ready(server):
     warn_if_open(hosts, keys_configured(load_settings()))
 
 
+def post_worker_init(worker):
+    """Start what each worker runs beside its requests (threads do not survive a fork)."""
+    from apps.api.extensions import start
+
+    start(worker.wsgi)
+
+
 def worker_exit(server, worker):
     """End a worker at once, after flushing its logs, without running C++ destructors.
 

@@ -222,7 +222,7 @@ BINARY_ANSWER = {"schema": {"type": "string", "format": "binary"}}
 def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
     """The whole document for ``app``; without ``reveal_models``, no model's schema."""
     service = app.extensions["model_service"]
-    models = [service.get(name) for name in sorted(service.latest)]
+    models = [service.get(name) for name in sorted(service.production)]
     default = app.config["DEFAULT_MODEL"]
     schemas, paths = Schemas(), {}
     schemas.components["Record"] = {"type": "object", "description": HIDDEN}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.config import models_dir
+from apps.registry.aliases import PRODUCTION, Aliases, read_aliases, write_aliases
 from apps.registry.backends import BACKENDS, Backend
 from apps.registry.errors import (
     IntegrityError,
@@ -28,8 +29,9 @@ from apps.registry.errors import (
 from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
 from apps.registry.prediction import Prediction
 from apps.registry.profile import PROFILE_FILE
+from apps.registry.publishing import locked, publish
 from apps.registry.schema import InputSchema
-from apps.registry.signing import SIGNATURE_FILE, Trust
+from apps.registry.signing import SIGNATURE_FILE, Trust, sign_version
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,26 @@ class LoadedModel:
             "outputs": manifest["outputs"],
             "metrics": manifest["metrics"],
             "training_data": manifest["training_data"],
+            # a retrained version's origin and the gate it passed (notebook 08)
+            **{key: manifest[key] for key in ("lineage", "gate") if key in manifest},
         }
+
+    def warm_up(self) -> Prediction:
+        """Predict once, for a valid record made up from the schema (the first category,
+        the middle of each range): a version that cannot answer is found out before it
+        serves anyone, and the first real request does not pay for lazy set-up."""
+        record = {}
+        for column in self.schema.columns:
+            if column.type == "category":
+                record[column.name] = column.categories[0] if column.categories else None
+            elif column.minimum is not None and column.maximum is not None:
+                record[column.name] = (column.minimum + column.maximum) / 2
+            else:
+                record[column.name] = column.maximum if column.minimum is None else column.minimum
+        prediction = self.answer(self.schema.validate([record]))
+        if len(prediction.outputs) != 1:
+            raise IntegrityError(f"{self.name} v{self.version} gave no answer to a warm-up record")
+        return prediction
 
     def answer(self, columns: dict[str, np.ndarray]) -> Prediction:
         """Labels and probabilities (classifiers) or values, with one call to the backend.
@@ -170,16 +191,67 @@ class ModelRegistry:
         )
 
     def resolve(self, name: str, version: int | str | None = None) -> Path:
-        """Folder of one version, the latest when ``version`` is None."""
+        """Folder of one version; the production version when ``version`` is None."""
         versions = self.versions(name)
         if version is None:
-            return self.root / name / str(versions[-1])
+            return self.root / name / str(self.production(name))
         if parse_version(version) in versions:
             return self.root / name / str(parse_version(version))
         raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
 
+    def aliases(self, name: str) -> Aliases:
+        """The model's aliases (``production``, ``candidate``, ...) and their history."""
+        self.versions(name)  # the model must exist
+        return read_aliases(self.root / name)
+
+    def production(self, name: str) -> int:
+        """The version every app uses unless told otherwise: the ``production`` alias, or
+        the latest version while no version has been promoted."""
+        versions = self.versions(name)
+        pinned = read_aliases(self.root / name).get(PRODUCTION)
+        if pinned is None:
+            return versions[-1]
+        if pinned not in versions:
+            raise ModelNotFoundError(
+                f"the production alias of '{name}' points at version {pinned}, which is not in "
+                f"the registry (it has {versions}): promote one of those"
+            )
+        return pinned
+
+    def set_alias(
+        self, name: str, alias: str, version: int | None, action: str, reason: str = ""
+    ) -> Aliases:
+        """Point ``alias`` at ``version`` (None removes it), log the change, write the file.
+
+        Only the registry writes aliases: callers decide (notebook 08's promotion rules);
+        the change is written here, atomically and under a lock.
+        """
+        if version is not None and parse_version(version) not in self.versions(name):
+            raise ModelNotFoundError(f"model '{name}' has no version {version}")
+        with locked(self.root / name):
+            changed = self.aliases(name).changed(alias, parse_version(version), action, reason)
+            write_aliases(self.root / name, changed)
+        return changed
+
+    def add_version(
+        self,
+        name: str,
+        files: dict[str, tuple[str, bytes]],
+        facts: dict,
+        version: int | None = None,
+        signer=None,
+    ) -> Manifest:
+        """Write a new version: ``{file name: (format, bytes)}`` and the manifest's facts.
+
+        The registry numbers it (the next version unless ``version`` is given), pins each
+        file's sha256, signs the manifest with ``signer`` (an Ed25519 private key) and
+        writes it all at once (see :mod:`apps.registry.publishing`).
+        """
+        sign = None if signer is None else (lambda folder: sign_version(folder, signer))
+        return publish(self.root / check_name(name), files, facts, version, sign)
+
     def manifest(self, name: str, version: int | str | None = None) -> Manifest:
-        """The manifest of one version, the latest by default."""
+        """The manifest of one version, the production version by default."""
         return self._trusted_manifest(self.resolve(name, version))
 
     def verify(self, name: str, version: int | str | None = None) -> Manifest:

@@ -97,7 +97,10 @@ def sign(manifest: bytes, private_key) -> Signature:
 def sign_version(folder: Path, private_key) -> str:
     """Sign the manifest of a version folder into ``manifest.sig``; return the key's id."""
     signature = sign((folder / MANIFEST_FILE).read_bytes(), private_key)
-    (folder / SIGNATURE_FILE).write_bytes(signature.to_bytes())
+    with open(folder / SIGNATURE_FILE, "wb") as file:
+        file.write(signature.to_bytes())
+        file.flush()
+        os.fsync(file.fileno())
     return signature.key_id
 
 
