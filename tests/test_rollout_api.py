@@ -233,3 +233,23 @@ def test_the_repository_routes_conform_to_the_document(registry_v2):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for operation in found:
                 assert fuzz(operation, mode, session) > 0
+
+
+PREDICT_KEY, ADMIN_KEY = "p" * 43, "a" * 43
+
+
+@pytest.mark.parametrize("path", [INDEX, UNLOAD, LOAD])
+@pytest.mark.parametrize(
+    ("key", "status"), [(None, 401), ("not-a-key", 401), (PREDICT_KEY, 403), (ADMIN_KEY, 200)]
+)
+def test_only_an_admin_key_reaches_the_repository_routes(registry_v2, path, key, status):
+    """They change what the server serves: a prediction key may not call them."""
+    keys = {"API_KEYS": (PREDICT_KEY,), "API_ADMIN_KEYS": (ADMIN_KEY,), "RATE_LIMIT": None}
+    client = app_for(registry_v2, **keys).test_client()
+    document = client.get("/openapi.json").json["paths"][path]["post"]
+    assert "'admin' scope" in document["responses"]["403"]["description"]
+    headers = {"X-API-Key": key} if key else {}
+    answer = client.post(path, json={}, headers=headers)
+    assert answer.status_code == status, answer.json
+    if status == 403:
+        assert "'admin' scope" in answer.get_data(as_text=True)

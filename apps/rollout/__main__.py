@@ -41,8 +41,9 @@ def gate_table(figures: dict) -> str:
             lines.append(f"{part:<15}{rows:>6}  {champion[part][metric]:>11.4f}"
                          f"  {candidate[part][metric]:>9.4f}")  # fmt: skip
     parity = figures["onnx_parity"]
-    lines.append(f"ONNX vs scikit-learn: max difference {parity['max_difference']:g} "
-                 f"(tolerance {parity['tolerance']:g}); schema: {figures['schema']}")  # fmt: skip
+    same = "the same" if parity["equal"] else f"different ({parity['max_difference']:g})"
+    lines.append(f"ONNX and scikit-learn: {same} within {parity['tolerance']:g}; "
+                 f"schema: {figures['schema']}")  # fmt: skip
     return "\n".join(lines)
 
 

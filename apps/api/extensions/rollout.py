@@ -226,4 +226,4 @@ def init_app(app: Flask) -> None:
     from apps.api.routes.repository import blueprint
     from apps.api.security import protect
 
-    app.register_blueprint(protect(blueprint(), app.extensions["api_limiter"]))
+    app.register_blueprint(protect(blueprint(), app.extensions["api_limiter"], scope="admin"))
