@@ -250,6 +250,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     root.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     shutil.copytree(ROOT / "models", root / "models")
+    shutil.copytree(ROOT / "postman", root / "postman")  # notebook 03 reads the collection
     for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
         shutil.copy2(requirements, root / requirements.name)  # notebook 05 reads them
     (root / "apps").mkdir()
