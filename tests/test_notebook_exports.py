@@ -250,6 +250,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     root.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     shutil.copytree(ROOT / "models", root / "models")
+    shutil.copytree(ROOT / "postman", root / "postman")  # notebook 03 reads the collection
     (root / "trusted_keys").mkdir()  # the committed trust list: the course's public key
     shutil.copy2(ROOT / "trusted_keys" / "course.pub", root / "trusted_keys")
     for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
