@@ -48,7 +48,7 @@ def test_the_solutions_pass_the_self_checks(tmp_path, monkeypatch):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     filled = with_solutions(notebook)
     assert filled == [f"answer_{number}" for number in range(1, len(filled) + 1)]
-    for folder in ("apps", "models", "notebooks"):
+    for folder in ("apps", "models", "notebooks", "trusted_keys"):
         shutil.copytree(
             ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
         )
