@@ -384,4 +384,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers are stopped and the worktree removed by now
+        print("interrupted: servers stopped, temporary worktree removed", file=sys.stderr)
+        sys.exit(130)
