@@ -307,7 +307,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         + ", ".join(row.key for row in ROWS))  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every slice's numbers here")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.new_env):
+        parser.error("--new-env takes NAME=VALUE")
     args.new_env = dict(item.split("=", 1) for item in args.new_env)
+    unknown = set((args.rows or "").split(",")) - {row.key for row in ROWS} - {""}
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; rows: {[row.key for row in ROWS]}")
     return args
 
 
