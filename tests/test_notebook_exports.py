@@ -250,8 +250,9 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     root.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     shutil.copytree(ROOT / "models", root / "models")
-    for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
-        shutil.copy2(requirements, root / requirements.name)  # notebook 05 reads them
+    pinned = [ROOT / "pyproject.toml", ROOT / "environment.yml", *ROOT.glob("requirements*.txt")]
+    for requirements in pinned:
+        shutil.copy2(requirements, root / requirements.name)  # notebooks 01 and 05 read them
     (root / "apps").mkdir()
     (root / "docker").mkdir()
 
