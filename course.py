@@ -1,6 +1,7 @@
 """Single entry point of the course: set up the environment, start the apps, test, lint.
 
-Usage:  python course.py setup | start [args...] | train [model...] | test [pytest args...] | lint
+Usage:  python course.py setup | start [args...] | train [model...] | key [args...]
+                         | test [pytest args...] | lint
 
 Uses only the standard library so that it runs on a fresh Python (3.11.5 or newer) on
 Linux, macOS and Windows, before anything else is installed.
@@ -136,6 +137,11 @@ def train(args: list[str]) -> int:
     return setup() or run(venv_python(), "-m", "apps.training", *args)
 
 
+def key(args: list[str]) -> int:
+    """Set up, then make, list or remove API keys (python -m apps.api.keys)."""
+    return setup() or run(venv_python(), "-m", "apps.api.keys", *args)
+
+
 def test(args: list[str]) -> int:
     """Set up, then run pytest; a run that collected nothing counts as a failure."""
     code = setup() or run(venv_python(), "-m", "pytest", *args)
@@ -165,10 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         "train",
         help="set up, then train a new version of the models (python -m apps.training)",
     )
+    commands.add_parser(  # --help goes through, to the key command's own help
+        "key",
+        add_help=False,
+        help="set up, then make, list or remove API keys (python -m apps.api.keys)",
+    )
     commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
     commands.add_parser("lint", help="set up, then run ruff check and ruff format --check")
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("start", "train", "test"):
+    if rest and args.command not in ("start", "train", "key", "test"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "setup":
@@ -177,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             return start(rest)
         if args.command == "train":
             return train(rest)
+        if args.command == "key":
+            return key(rest)
         if args.command == "test":
             return test(rest)
         return lint()

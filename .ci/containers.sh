@@ -240,12 +240,13 @@ container_of() { # the container of a compose service
 }
 
 log "stack up (podman-compose, API_BACKEND=$API_BACKEND)"
-# A fresh key for this run, in a file of our own (a developer's secrets/ stays untouched);
-# readable by the containers' user (10001), as the mounted file keeps its mode.
-export API_KEY_FILE=$WORK/api_key.txt
-python3 -c "import secrets; print(secrets.token_urlsafe(32))" >"$API_KEY_FILE"
-chmod 0644 "$API_KEY_FILE"
-KEY=$(cat "$API_KEY_FILE")
+# A fresh key for this run, in files of our own (a developer's secrets/ stays untouched):
+# its hash in the API's key file, the key in the UI's; readable by the containers' user
+# (10001), as the mounted files keep their modes. The key command needs no packages.
+export API_KEYS_SECRET=$WORK/api_keys.txt UI_KEY_SECRET=$WORK/ui_api_key.txt
+python3 -m apps.api.keys new --name ui --add-to "$API_KEYS_SECRET" --save-key "$UI_KEY_SECRET" >/dev/null
+chmod 0644 "$API_KEYS_SECRET" "$UI_KEY_SECRET"
+KEY=$(cat "$UI_KEY_SECRET")
 STACK_UP=1
 compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; fail "compose up"; }
 API=http://127.0.0.1:$API_PORT
@@ -279,7 +280,7 @@ podman exec "$UI_CONTAINER" python -c '
 import urllib.request
 from apps.client import PenguinClient
 urllib.request.urlopen("http://api:8000/health/ready", timeout=5)
-key = [l for l in open("/run/secrets/api_key").read().splitlines() if l and not l.startswith("#")][0]
+key = open("/run/secrets/ui_api_key").read().strip()
 names = [m["name"] for m in PenguinClient("http://api:8000", api_key=key).models()]
 assert "species-classifier" in names, names
 print("ui -> http://api:8000: ready; models", names)
@@ -288,7 +289,7 @@ print("ui -> http://api:8000: ready; models", names)
 podman exec "$UI_CONTAINER" python -c '
 import os
 from streamlit.testing.v1 import AppTest
-os.environ["PENGUINS_API_KEY"] = open("/run/secrets/api_key").read().split()[0]
+os.environ["PENGUINS_API_KEY"] = open("/run/secrets/ui_api_key").read().strip()
 page = AppTest.from_file("apps/ui/app.py", default_timeout=60).run()
 assert not page.exception, [e.value for e in page.exception]
 assert not page.error, [e.value for e in page.error]
@@ -297,7 +298,7 @@ print("ui page renders against http://api:8000: no exception, no error")
 # The entry script put the key in the Streamlit process's environment (not printed).
 podman exec "$UI_CONTAINER" sh -c 'tr "\0" "\n" </proc/1/environ | grep -q "^PENGUINS_API_KEY=."' ||
     fail "the UI process has no PENGUINS_API_KEY"
-echo "ui process has the API key from /run/secrets/api_key"
+echo "ui process has the API key from /run/secrets/ui_api_key"
 
 log "stack down"
 compose down >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log"; fail "compose down"; }
@@ -307,7 +308,7 @@ echo "done"
 # == 6. the lean ONNX image alone ==========================================================
 log "lean image localhost/penguins-api:onnx alone"
 podman run -d --name "$LEAN_NAME" --read-only -p "127.0.0.1:$LEAN_PORT:8000" \
-    -v "$API_KEY_FILE:/run/secrets/api_key:ro" -e API_KEYS_FILE=/run/secrets/api_key \
+    -v "$API_KEYS_SECRET:/run/secrets/api_keys:ro" -e API_KEYS_FILE=/run/secrets/api_keys \
     localhost/penguins-api:onnx >/dev/null 2>"$WORK/lean.log" || { cat "$WORK/lean.log"; fail "podman run"; }
 wait_for "http://127.0.0.1:$LEAN_PORT/health/ready" 120
 podman healthcheck run "$LEAN_NAME" 2>/dev/null || fail "the lean image's health check failed"

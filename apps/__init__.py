@@ -2,7 +2,8 @@
 
 Notebooks in ``notebooks/`` export their code here with ``%%writefile`` so that what a
 learner reads is exactly what runs in production; ``tests/test_notebook_exports.py``
-fails when the two drift apart. Edit the notebook, not the file.
+fails when the two drift apart. Edit the notebook and re-run it, or edit the file and
+copy it back into its cells with ``python tools/notebooks.py sync <file>``.
 """
 
 __version__ = "0.2.0"

@@ -1,11 +1,12 @@
 """``python -m apps``: make sure the models are present and verified, and show them.
 
-This is the course's main job in its first form; ``python course.py start`` runs it
+``python3 course.py start`` runs this check too (``apps.stack`` calls ``check_models``)
 before starting the apps. A model that is missing is trained; a version whose files do
-not match their manifest is reported. The command fails when the latest version of a
-model fails, since that is the version the apps serve: a broken set-up never goes
-unnoticed. An older version that fails is reported too, and left out: after a new
-version is trained, an old broken one does not block the apps.
+not match their manifest is reported. The command fails when the production version of
+a model fails (its ``production`` alias, or its latest version until one is promoted),
+since that is the version the apps serve: a broken set-up never goes unnoticed. Another
+version that fails is reported too, and left out: after a new version is trained, an
+old broken one does not block the apps.
 """
 
 import os
@@ -60,18 +61,18 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def check_models() -> bool:
-    """Train any missing model, verify every version, print the table; True if the latest
-    version of every model passes (the apps serve those, and leave failed older ones out)."""
+    """Train any missing model, verify every version, print the table; True if the production
+    version of every model passes (the apps serve those, and leave failed others out)."""
     registry = ModelRegistry()
     ensure_models(registry)
     rows, failed = describe(registry)
     print(f"Model registry: {display_path(registry.root)}\n")
     print_table(["model", "version", "status", "task", "formats", "held-out metrics"], rows)
-    older = [(n, v) for n, v in failed if v != registry.versions(n)[-1]]
-    if older:
-        listed = ", ".join(f"{name} v{version}" for name, version in older)
-        print(f"\nNot served, having failed its checks: {listed}. The latest versions passed.")
-    return len(older) == len(failed)
+    others = [(n, v) for n, v in failed if v != registry.production(n)]
+    if others:
+        listed = ", ".join(f"{name} v{version}" for name, version in others)
+        print(f"\nNot served, having failed its checks: {listed}. The production versions passed.")
+    return len(others) == len(failed)
 
 
 def main() -> int:

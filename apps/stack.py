@@ -118,12 +118,25 @@ def ui_environment(api_url: str) -> dict[str, str]:
     """The UI's environment: the API's URL, and an API key if the API needs one."""
     env = {**os.environ, "PENGUINS_API_URL": api_url}
     if not env.get("PENGUINS_API_KEY"):
-        from apps.api.config import api_keys_from
+        from apps.api.config import plain_keys_from
 
-        keys = api_keys_from(os.environ)
+        keys = plain_keys_from(os.environ.get("API_KEYS", ""))
         if keys:
             env["PENGUINS_API_KEY"] = keys[0]
     return env
+
+
+def key_problem(environ: dict) -> str | None:
+    """Why the UI could not call the API: its key file holds hashes, which cannot be sent."""
+    if environ.get("API_KEYS_FILE") and not (
+        environ.get("API_KEYS") or environ.get("PENGUINS_API_KEY")
+    ):
+        return (
+            "API_KEYS_FILE holds hashes of keys, which the UI cannot send: set "
+            "PENGUINS_API_KEY to a key with the predict scope for the UI (the key that "
+            "`python3 course.py key new` printed)."
+        )
+    return None
 
 
 Children = dict[str, tuple[subprocess.Popen, str]]
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest().install()
     try:
         problem = None if check_models() else MODELS_FAILED
-        problem = problem or port_problem(args.api_port, args.ui_port)
+        problem = problem or key_problem(os.environ) or port_problem(args.api_port, args.ui_port)
         stop.raises = False  # from here on, a signal only sets stop.received
     except Stop:
         print("\nStopped before starting the apps.")

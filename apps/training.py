@@ -2,11 +2,13 @@
 
 Run ``python -m apps.training`` to train a new version of both models. Training is
 deterministic (fixed seed and split), so the same data and library versions give the
-same predictions on any machine.
+same predictions on any machine. Each version is signed (:mod:`apps.registry.signing`):
+with this machine's key unless another is given, made on first use.
 """
 
 import argparse
 import importlib.metadata
+import io
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +29,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from apps import data
-from apps.registry import Manifest, ModelRegistry
-from apps.registry.manifest import sha256_bytes
+from apps.registry import Manifest, ModelRegistry, RegistryError
 from apps.registry.profile import PROFILE_FILE, build_profile, profile_bytes
+from apps.registry.signing import signing_key
 
 SEED = 42
 TEST_SIZE = 0.25
@@ -151,7 +153,10 @@ def evaluate(pipeline: Pipeline, spec: ModelSpec, x_test, y_test) -> dict[str, f
             "accuracy": metrics.accuracy_score(y_test, predicted),
             "balanced_accuracy": metrics.balanced_accuracy_score(y_test, predicted),
             "f1_macro": metrics.f1_score(y_test, predicted, average="macro"),
-            "log_loss": metrics.log_loss(y_test, pipeline.predict_proba(x_test)),
+            # every class named, so that a sample lacking one still has a log loss
+            "log_loss": metrics.log_loss(
+                y_test, pipeline.predict_proba(x_test), labels=data.COLUMNS[spec.target].categories
+            ),
         }
     else:
         scores = {
@@ -211,6 +216,11 @@ def reference_profile(spec: ModelSpec, frame: pd.DataFrame, predict, classes=())
     ``classes`` are a classifier's labels.
     """
     x_train, x_test, _, _ = split(frame, spec)
+    return profile_of(spec, x_train, x_test, predict, classes)
+
+
+def profile_of(spec: ModelSpec, x_train, x_test, predict, classes=()) -> dict:
+    """The profile of given training and held-out rows (a retrained model has its own)."""
     predictions = list(predict(x_test))
     return build_profile(
         x_train,
@@ -221,65 +231,68 @@ def reference_profile(spec: ModelSpec, frame: pd.DataFrame, predict, classes=())
     )
 
 
-def save(
-    pipeline: Pipeline, spec: ModelSpec, facts: dict, version_dir: Path, profile: dict | None = None
-) -> Manifest:
-    """Write the model as joblib, skops and ONNX, and its reference profile if given, then
-    the manifest that pins them all."""
-    version_dir.mkdir(parents=True, exist_ok=False)
+def model_files(pipeline: Pipeline, spec: ModelSpec, profile: dict | None = None) -> dict:
+    """The model as joblib, skops and ONNX bytes, and its reference profile if given:
+    ``{file name: (format, bytes)}``, what the registry writes."""
+    joblib_bytes = io.BytesIO()
+    joblib.dump(pipeline, joblib_bytes, compress=3)
     files = {
-        "model.joblib": ("joblib", None),
+        "model.joblib": ("joblib", joblib_bytes.getvalue()),
         "model.skops": ("skops", skops.io.dumps(pipeline, compression=ZIP_DEFLATED)),
         "model.onnx": ("onnx", to_onnx_bytes(pipeline, spec)),
     }
     if profile is not None:
         files[PROFILE_FILE] = ("profile", profile_bytes(profile))
-    joblib.dump(pipeline, version_dir / "model.joblib", compress=3)
-    artifacts = {}
-    for file_name, (fmt, payload) in files.items():
-        path = version_dir / file_name
-        if payload is not None:
-            path.write_bytes(payload)
-        content = path.read_bytes()
-        artifacts[file_name] = {
-            "format": fmt,
-            "sha256": sha256_bytes(content),
-            "bytes": len(content),
-        }
+    return files
+
+
+def model_facts(pipeline: Pipeline, spec: ModelSpec, facts: dict) -> dict:
+    """What the manifest says about the model besides its files: task, schema, outputs,
+    library versions, and the ``facts`` of its training (metrics, data, ...)."""
     outputs = {"target": spec.target}
     if spec.task == "classification":
         outputs["classes"] = [str(c) for c in pipeline.classes_]
     else:
         outputs["unit"] = data.COLUMNS[spec.target].unit
-    manifest = Manifest(
-        {
-            "name": spec.name,
-            "version": int(version_dir.name),
-            "task": spec.task,
-            "description": spec.description,
-            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-            "input_schema": {"columns": [c.to_dict() for c in spec.features]},
-            "outputs": outputs,
-            "artifacts": artifacts,
-            "environment": environment(),
-            **facts,
-        }
-    )
-    manifest.write(version_dir)
-    return manifest
+    return {
+        "task": spec.task,
+        "description": spec.description,
+        "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "input_schema": {"columns": [c.to_dict() for c in spec.features]},
+        "outputs": outputs,
+        "environment": environment(),
+        **facts,
+    }
 
 
-def train_and_register(registry: ModelRegistry, name: str, version: int | None = None) -> Manifest:
-    """Train one model and save it as ``version`` (default: the next free version)."""
+def save(
+    registry: ModelRegistry,
+    pipeline: Pipeline,
+    spec: ModelSpec,
+    facts: dict,
+    profile: dict | None = None,
+    version: int | None = None,
+    signer=None,
+) -> Manifest:
+    """Hand the model's files and facts to the registry, which writes the new version
+    signed with ``signer`` (default: this machine's key, see ``signing_key``)."""
+    files = model_files(pipeline, spec, profile)
+    signer = signer if signer is not None else signing_key()
+    facts = model_facts(pipeline, spec, facts)
+    return registry.add_version(spec.name, files, facts, version, signer)
+
+
+def train_and_register(
+    registry: ModelRegistry, name: str, version: int | None = None, signer=None
+) -> Manifest:
+    """Train one model, save it as ``version`` (default: the next free version), and sign
+    its manifest with ``signer`` (default: this machine's key, see ``signing_key``)."""
     spec = SPECS[name]
-    if version is None:
-        existing = registry._versions(registry.root / name)
-        version = existing[-1] + 1 if existing else 1
     frame = data.load_data()
     pipeline, facts = train(spec, frame)
     classes = pipeline.classes_ if spec.task == "classification" else ()
     profile = reference_profile(spec, frame, pipeline.predict, classes)
-    return save(pipeline, spec, facts, registry.root / name / str(version), profile)
+    return save(registry, pipeline, spec, facts, profile, version, signer)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -293,6 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names:
         manifest = train_and_register(registry, name, args.version)
         print(f"saved {manifest.name} v{manifest.version}: {manifest.data['metrics']['test']}")
+        try:  # what the apps will do with it: are they going to trust its signer?
+            registry.verify(name, manifest.version)
+        except RegistryError as error:
+            print(f"warning: the apps will refuse it: {error}")
 
 
 if __name__ == "__main__":

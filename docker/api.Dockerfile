@@ -73,6 +73,9 @@ COPY apps/registry apps/registry/
 COPY apps/api apps/api/
 COPY apps/monitoring apps/monitoring/
 COPY models models/
+# The public keys whose signatures the registry accepts: read-only, like the code. The
+# private keys that make signatures never enter an image (secrets/ is not in the context).
+COPY trusted_keys trusted_keys/
 # The prediction log's SQLite file (notebook 07) lives in /data, the one folder the
 # server may write; mount a volume there to keep it (or set MONITORING_DB_URL to a
 # PostgreSQL server).

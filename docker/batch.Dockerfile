@@ -46,6 +46,7 @@ COPY apps/__init__.py apps/config.py apps/
 COPY apps/registry apps/registry/
 COPY apps/batch apps/batch/
 COPY models models/
+COPY trusted_keys trusted_keys/
 
 # Inputs and outputs are mounted under /data; the output folder must be writable by
 # this user (10001), nothing else is.

@@ -18,6 +18,14 @@ from apps import data
 from apps.client.records import frame_to_records
 from apps.config import REPO_ROOT
 from apps.registry import ModelRegistry
+from apps.registry.signing import (
+    SIGNING_KEY_ENV,
+    TRUST_ENV,
+    TRUSTED_KEYS_DIR,
+    new_key_pair,
+    read_private_key,
+    sign_version,
+)
 
 from .servers import ISOLATED_PREFIXES
 
@@ -78,17 +86,29 @@ def require_course_venv() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_environment():
+def isolated_environment(tmp_path_factory):
     """Remove the developer's ``API_*`` and ``PENGUINS_*`` variables for the whole run.
 
     Session-scoped and automatic, so it runs before the session's servers start, and a
     test that exports ``API_BACKEND=sklearn`` in its shell gets the same answers as CI.
+    Models trained by tests are signed with a key of the run's own (never the
+    developer's, never written into the checkout), trusted besides ``trusted_keys/``.
     """
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.upper().startswith(ISOLATED_PREFIXES):
                 patch.delenv(name)
+        keys = tmp_path_factory.mktemp("signing")
+        new_key_pair(keys / "tests.pem", keys / "tests.pub")
+        patch.setenv(SIGNING_KEY_ENV, str(keys / "tests.pem"))
+        patch.setenv(TRUST_ENV, os.pathsep.join([str(TRUSTED_KEYS_DIR), str(keys / "tests.pub")]))
         yield
+
+
+def sign_as_trusted(folder: Path) -> None:
+    """Sign a version folder with the test run's key, as a trusted publisher would after
+    changing its manifest: tests of the checks that come after the signature need it."""
+    sign_version(folder, read_private_key(Path(os.environ[SIGNING_KEY_ENV])))
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,18 @@ from apps.processes import (
 DEFAULT_SERVER = "waitress" if ON_WINDOWS else "gunicorn"
 ISOLATED_PREFIXES = ("API_", "PENGUINS_")
 """The apps' settings: a test server gets the ones its test gives, and no others."""
+SESSION_SETTINGS = ("PENGUINS_TRUSTED_KEYS", "PENGUINS_SIGNING_KEY")
+"""Except the test run's own signing key and trust list (see tests/conftest.py)."""
 
 
 def without_app_settings(environ: dict) -> dict[str, str]:
-    """A copy of an environment without any ``API_*`` or ``PENGUINS_*`` variable."""
-    return {k: v for k, v in environ.items() if not k.upper().startswith(ISOLATED_PREFIXES)}
+    """A copy of an environment without any ``API_*`` or ``PENGUINS_*`` variable, but the
+    test run's signing settings."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if not k.upper().startswith(ISOLATED_PREFIXES) or k in SESSION_SETTINGS
+    }
 
 
 @contextlib.contextmanager

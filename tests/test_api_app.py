@@ -19,6 +19,7 @@ from apps.api.observability import setup_json_logging
 
 from . import v2_protocol
 from .conftest import CLASSIFIER_INPUTS, MODEL_NAMES, RECORD, as_records
+from .keyfiles import key_line
 
 CLASSIFIER = "species-classifier"
 REGRESSOR = "body-mass-regressor"
@@ -157,7 +158,7 @@ def test_a_tampered_model_makes_the_api_not_ready(registry_copy, tmp_path, tampe
 def test_list_models(client):
     status, _, body = call(client, "GET", "/v1/models")
     assert status == 200
-    common = {"latest": 1, "versions": [1], "backend": "onnx"}
+    common = {"latest": 1, "production": 1, "versions": [1], "backend": "onnx"}
     assert body == {
         "models": [
             {"name": REGRESSOR, "task": "regression", **common},
@@ -371,24 +372,27 @@ def test_both_header_forms_work(keyed, method, path, body, headers):
     assert status == 200
 
 
-def test_keys_from_a_secrets_file(tmp_path):
+def test_keys_from_a_secrets_file_and_from_the_environment(tmp_path):
     secrets = tmp_path / "api-keys"
-    secrets.write_text("# one key per line\nfile-key-1\n\n  file-key-2  \n", encoding="utf-8")
+    lines = [key_line("one", "file-key-1"), key_line("two", "file-key-2")]
+    secrets.write_text(f"# one key per line\n{lines[0]}\n\n  {lines[1]}  \n", encoding="utf-8")
     settings = load_settings(environ={"API_KEYS_FILE": str(secrets), "API_KEYS": "env-key"})
-    assert settings["API_KEYS"] == ("env-key", "file-key-1", "file-key-2")
+    assert settings["API_KEYS"] == ("env-key",)
 
-    client = make_app(API_KEYS=settings["API_KEYS"]).test_client()
-    for key in settings["API_KEYS"]:
+    client = make_app(**settings).test_client()
+    for key in ("env-key", "file-key-1", "file-key-2"):
         assert call(client, "GET", "/v1/models", headers={"X-API-Key": key})[0] == 200
     assert call(client, "GET", "/v1/models", headers={"X-API-Key": "# one key per line"})[0] == 401
+    assert call(client, "GET", "/v1/models", headers={"X-API-Key": lines[0].split()[2]})[0] == 401
     assert call(client, "GET", "/v1/models")[0] == 401
 
 
 def test_an_indented_comment_in_the_secrets_file_is_not_a_key(tmp_path):
     secrets = tmp_path / "api-keys"
-    secrets.write_text("file-key-1\n  # rotated 2026\n", encoding="utf-8")
-    settings = load_settings(environ={"API_KEYS_FILE": str(secrets)})
-    assert settings["API_KEYS"] == ("file-key-1",)
+    secrets.write_text(key_line("one", "file-key-1") + "\n  # rotated 2026\n", encoding="utf-8")
+    client = make_app(**load_settings(environ={"API_KEYS_FILE": str(secrets)})).test_client()
+    assert call(client, "GET", "/v1/models", headers={"X-API-Key": "file-key-1"})[0] == 200
+    assert call(client, "GET", "/v1/models", headers={"X-API-Key": "# rotated 2026"})[0] == 401
 
 
 def test_no_keys_configured_means_open(client):

@@ -12,6 +12,7 @@ from apps.api.app import create_app
 from apps.api.errors import MAX_NAME, MAX_PROBLEMS
 
 from .conftest import MODEL_NAMES, RECORD
+from .keyfiles import write_key_file
 from .servers import running_api
 
 NATIVE = "/v1/models/species-classifier/predict"
@@ -168,8 +169,7 @@ def test_the_public_document_is_valid_openapi():
 
 @pytest.mark.slow
 def test_the_real_server_serves_the_same_two_documents(tmp_path):
-    keys = tmp_path / "keys"
-    keys.write_text("key-one\n", encoding="utf-8")
+    keys = write_key_file(tmp_path / "keys", "key-one")
     import requests
 
     with running_api({"API_BACKEND": "onnx", "API_KEYS_FILE": str(keys)}) as url:

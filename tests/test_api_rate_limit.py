@@ -22,6 +22,7 @@ import requests
 from apps.api.limiter_storage import SQLiteStorage
 
 from .conftest import RECORD
+from .keyfiles import write_key_file
 from .servers import free_port, running_api
 
 LIMIT = 30
@@ -65,8 +66,7 @@ def check_shared_limit(url: str, metrics_dir=None) -> Counter:
 
 
 def limited_env(tmp_path, **extra) -> dict:
-    keys = tmp_path / "keys"
-    keys.write_text("burst-key\nother-key\n", encoding="utf-8")
+    keys = write_key_file(tmp_path / "keys", "burst-key", "other-key")
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     return {

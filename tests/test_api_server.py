@@ -25,6 +25,7 @@ from apps.config import REPO_ROOT
 
 from . import v2_protocol
 from .conftest import RECORD, as_records
+from .keyfiles import write_key_file
 from .servers import running_api
 
 pytestmark = pytest.mark.slow
@@ -240,8 +241,7 @@ def test_waitress_serves_the_same_answers(api_url, birds):
 
 
 def test_api_keys_and_rate_limit(tmp_path):
-    secrets = tmp_path / "api-keys"
-    secrets.write_text("# mounted as a secret\nreader-key\nburst-key\n", encoding="utf-8")
+    secrets = write_key_file(tmp_path / "api-keys", "reader-key", "burst-key")
     env = {"API_BACKEND": "onnx", "API_KEYS_FILE": str(secrets), "API_RATE_LIMIT": "3/minute"}
     with running_api(env) as url:
         predict = f"{url}/v1/models/{CLASSIFIER}/predict"

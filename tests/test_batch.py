@@ -30,6 +30,7 @@ from .batch_helpers import (
     scored,
     write_csv,
 )
+from .conftest import sign_as_trusted
 
 ISLANDS = "['Biscoe', 'Dream', 'Torgersen']"
 
@@ -394,6 +395,7 @@ def test_an_output_from_another_input_or_model_is_never_resumed(tmp_path):
     shutil.copytree(REPO_ROOT / "models", models)
     manifest = models / MODEL / "1" / "manifest.json"
     manifest.write_text(manifest.read_text().replace("Predicts a penguin", "Guesses a penguin"))
+    sign_as_trusted(manifest.parent)  # another model, from a trusted publisher
     other = score(source, *common, "--models", models)
     assert other.returncode == 2
     assert "it was made by species-classifier v1 (manifest " in other.stderr

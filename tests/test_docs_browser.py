@@ -11,12 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from .browser import WAIT_MS, chromium, sync_api
 from .servers import running_api
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (requirements.txt)"
-)
-from .test_ui_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PREDICT_PATH = "/v1/models/species-classifier/predict"
@@ -32,8 +28,7 @@ def api():
 @pytest.fixture
 def docs_page(api):
     """``/docs`` open in headless Chromium, with every request it makes recorded."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(WAIT_MS)
         hosts, errors = [], []
@@ -42,7 +37,6 @@ def docs_page(api):
         page.goto(f"{api}/docs")
         yield page, hosts
         assert not errors, f"JavaScript errors: {errors}"
-        browser.close()
 
 
 def test_every_operation_of_the_document_is_listed(api, docs_page):

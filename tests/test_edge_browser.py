@@ -1,7 +1,7 @@
 """The edge page in real Chromium: it predicts what the API predicts, offline, and safely.
 
 Headless Chromium (Debian's ``chromium`` package) driven by Playwright, launched as in
-``test_ui_browser.py``. The page comes from the real API (gunicorn), or, for the tampered
+``tests/browser.py``. The page comes from the real API (gunicorn), or, for the tampered
 file, from a plain static web server serving the folder that ``python -m apps.edge site``
 writes, as GitHub Pages would. Every request the browser makes is recorded: none may
 leave 127.0.0.1.
@@ -24,29 +24,9 @@ import requests
 from apps.edge import runtime, site
 from apps.registry import ModelRegistry
 
+from .browser import WAIT_MS, chromium, sync_api
 from .conftest import MODEL_NAMES, RECORD, as_records
 from .servers import running_api
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-WAIT_MS = 30_000
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (requirements.txt)"
-)
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)",
-        allow_module_level=True,
-    )
 
 pytestmark = pytest.mark.slow
 
@@ -70,10 +50,8 @@ def installed_runtime():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

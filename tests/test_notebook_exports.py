@@ -250,6 +250,8 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     root.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     shutil.copytree(ROOT / "models", root / "models")
+    (root / "trusted_keys").mkdir()  # the committed trust list: the course's public key
+    shutil.copy2(ROOT / "trusted_keys" / "course.pub", root / "trusted_keys")
     pinned = [ROOT / "pyproject.toml", ROOT / "environment.yml", *ROOT.glob("requirements*.txt")]
     for requirements in pinned:
         shutil.copy2(requirements, root / requirements.name)  # notebooks 01 and 05 read them
@@ -258,6 +260,8 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", str(root))
     monkeypatch.delenv("PENGUINS_MODELS_DIR", raising=False)  # use the copied registry
+    for name in ("PENGUINS_TRUSTED_KEYS", "PENGUINS_SIGNING_KEY"):  # and its trust list
+        monkeypatch.delenv(name, raising=False)
     notebooks = notebook_paths(root / "notebooks")
     assert notebooks, f"no {NOTEBOOK_GLOB} in {NOTEBOOKS}"
     for notebook in notebooks:

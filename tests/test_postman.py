@@ -81,7 +81,7 @@ def test_collection_and_environment_files():
         for line in event["script"]["exec"]
         if "to.have.status(" in line
     }
-    assert {200, 400, 401, 404, 405, 415, 422} <= statuses
+    assert {200, 400, 401, 403, 404, 405, 415, 422} <= statuses
 
 
 @pytest.mark.slow

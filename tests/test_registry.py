@@ -20,7 +20,7 @@ from apps.registry import (
 from apps.registry.backends import SKOPS_TRUSTED_TYPES
 from apps.registry.manifest import Manifest, sha256_bytes
 
-from .conftest import MODEL_NAMES
+from .conftest import MODEL_NAMES, sign_as_trusted
 
 
 class _Payload:
@@ -40,6 +40,7 @@ def _replace_and_rehash(registry: ModelRegistry, name: str, file_name: str, cont
     manifest = Manifest.read(folder)
     manifest.artifacts[file_name]["sha256"] = sha256_bytes(content)
     manifest.write(folder)
+    sign_as_trusted(folder)
 
 
 def _set_saved_version(registry: ModelRegistry, name: str, package: str, version: str) -> None:
@@ -47,6 +48,7 @@ def _set_saved_version(registry: ModelRegistry, name: str, package: str, version
     manifest = Manifest.read(folder)
     manifest.environment[package] = version
     manifest.write(folder)
+    sign_as_trusted(folder)
 
 
 def test_both_models_are_committed_and_verify(registry):
@@ -93,6 +95,7 @@ def test_unknown_files_are_refused(registry_copy):
     manifest = Manifest.read(folder)
     del manifest.artifacts["model.joblib"]
     manifest.write(folder)
+    sign_as_trusted(folder)
     # model.joblib is now a file the manifest does not list: no backend loads the version.
     for backend in ("onnx", "sklearn"):
         with pytest.raises(IntegrityError, match=r"not listed in the manifest: \['model.joblib'\]"):
@@ -133,6 +136,7 @@ def test_a_manifest_cannot_point_outside_its_folder(registry_copy):
         "model.onnx"
     )
     manifest.write(folder)
+    sign_as_trusted(folder)
     with pytest.raises(IntegrityError, match="odd file names"):
         registry_copy.verify("species-classifier")
 
@@ -209,6 +213,7 @@ def test_latest_version_is_the_highest_number(registry_copy):
     manifest = json.loads((newer / "manifest.json").read_text())
     manifest["version"] = 10
     (newer / "manifest.json").write_text(json.dumps(manifest))
+    sign_as_trusted(newer)
     assert registry_copy.versions("species-classifier") == [1, 10]
     assert registry_copy.load("species-classifier").version == 10
 

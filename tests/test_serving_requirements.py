@@ -120,6 +120,7 @@ DIRECT = {
         "SQLAlchemy",  # the prediction log (notebook 07)
         "psycopg",  # ... on PostgreSQL
         "psycopg-binary",
+        "cryptography",  # the models' signatures
     ),
     "requirements-ui.txt": (
         "streamlit",
@@ -129,7 +130,7 @@ DIRECT = {
         "pandas",
         "SQLAlchemy",
     ),
-    "requirements-batch.txt": ("numpy", "onnxruntime", "pyarrow", "tqdm"),
+    "requirements-batch.txt": ("numpy", "onnxruntime", "pyarrow", "tqdm", "cryptography"),
 }
 DIRECT["requirements-serve.txt"] = (
     *DIRECT["requirements-serve-onnx.txt"],

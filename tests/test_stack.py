@@ -8,6 +8,7 @@ shows it), never asserted: ``bench/stack_stop.py`` measures it.
 """
 
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -247,20 +248,31 @@ def test_ctrl_break_stops_both_on_windows():
 
 @pytest.fixture
 def course_copy(tmp_path: Path) -> Path:
-    """What a learner's clone holds (course.py, apps/, models/), committed with git, and
-    sharing this checkout's .venv (its stamp says it is up to date, so nothing installs)."""
+    """What a learner's clone holds (course.py, apps/, models/ and the keys it trusts),
+    committed with git, and sharing this checkout's .venv (its stamp says it is up to
+    date, so nothing installs)."""
     git = shutil.which("git")
     if git is None or ON_WINDOWS:
         pytest.skip("the suggested commands are run with a POSIX shell and git")
+    stamp = REPO_ROOT / ".venv" / ".course-setup-stamp"
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):  # as course.py's requirements_digest
+        digest.update(name.encode())
+        digest.update((REPO_ROOT / name).read_bytes())
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != digest.hexdigest():
+        # The copy's setup would reinstall into the shared .venv, pointing its editable
+        # install of apps at this temporary copy: every later test would then import it.
+        pytest.fail("the .venv is older than requirements.txt: run `python3 course.py setup`")
     root = tmp_path / "course"
     root.mkdir()
-    for name in ("course.py", "pyproject.toml", "requirements.txt"):
+    for name in ("course.py", "pyproject.toml", "requirements.txt", ".gitignore"):
         shutil.copy2(REPO_ROOT / name, root / name)
-    ignore = shutil.ignore_patterns("__pycache__")
-    for folder in ("apps", "models"):
+    ignore = shutil.ignore_patterns("__pycache__", "local-*.pub")
+    for folder in ("apps", "models", "trusted_keys"):
         shutil.copytree(REPO_ROOT / folder, root / folder, ignore=ignore)
     (root / ".venv").symlink_to(REPO_ROOT / ".venv", target_is_directory=True)
-    (root / ".gitignore").write_text(".venv\n__pycache__/\n")
+    with (root / ".gitignore").open("a") as ignored:
+        ignored.write(".venv\n")  # a link, which the folder pattern .venv/ does not match
     identity = {"GIT_AUTHOR_NAME": "learner", "GIT_AUTHOR_EMAIL": "learner@example.org"}
     identity |= {"GIT_COMMITTER_NAME": "learner", "GIT_COMMITTER_EMAIL": "learner@example.org"}
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):

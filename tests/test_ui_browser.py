@@ -13,7 +13,6 @@ own browser download is not used. Without them the tests skip, or fail under CI.
 """
 
 import csv
-import importlib.util
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,28 +22,12 @@ import pytest
 
 from apps.config import REPO_ROOT
 
-from .conftest import require_tool, skip_or_fail
+from .browser import WAIT_MS, chromium, sync_api
 from .servers import running_api, running_ui
 
-if importlib.util.find_spec("playwright") is None:
-    skip_or_fail("the playwright package is not installed (requirements.txt)", True)
-from playwright import sync_api
-
-CHROMIUM = require_tool("chromium", "Debian's chromium package; .ci/run installs it", True)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
-WAIT_MS = 30_000
 
 pytestmark = pytest.mark.slow
-sync_api.expect.set_options(timeout=WAIT_MS)
 
 BATCH_CSV = b"""island,sex,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,tag
 Torgersen,male,39.1,18.7,181,3750,A-1
@@ -65,10 +48,8 @@ def ui_url(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 NETWORK_SCHEMES = ("http", "https", "ws", "wss")

@@ -67,14 +67,12 @@ def test_the_page_says_how_to_make_the_first_report(monkeypatch, tmp_path):
 
 def test_the_page_in_a_real_browser(story, story_api, tmp_path):
     browser_tests = pytest.importorskip("tests.test_ui_browser")
-    sync_api = browser_tests.sync_api
+    from .browser import WAIT_MS, chromium
+
     ui = running_ui(story_api, tmp_path / "streamlit.log")
-    with ui as url, sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(browser_tests.CHROMIUM), args=browser_tests.CHROMIUM_ARGS
-        )
-        page = chromium.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(browser_tests.WAIT_MS)
+    with ui as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url)
@@ -89,4 +87,3 @@ def test_the_page_in_a_real_browser(story, story_api, tmp_path):
         browser_tests.screenshot(page, "monitoring")
         assert page.get_by_test_id("stException").count() == 0
         assert not errors, errors
-        chromium.close()

@@ -26,15 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "waitress":
         from waitress import serve
 
-        from apps.api.extensions import shutdown
+        from apps.api.config import keys_configured
+        from apps.api.extensions import shutdown, start
         from apps.api.security import warn_if_open
         from apps.api.wsgi import app
 
-        warn_if_open([args.host], app.config["API_KEYS"])
+        warn_if_open([args.host], keys_configured(app.config))
         for name in ("SIGTERM", "SIGBREAK"):  # stop as on Ctrl-C: waitress then returns
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), _stop)
         try:
+            start(app)  # what extensions run beside the requests (notebook 08's watcher)
             threads = int(os.environ.get("API_THREADS", "4"))
             serve(app, host=args.host, port=args.port, threads=threads)
         finally:

@@ -43,12 +43,15 @@ class Readiness(TypedDict):
     status: Literal["ready", "not ready"]
     models: dict[str, int | None]
     problems: NotRequired[list[str]]
+    refused: NotRequired[dict[str, str]]
+    unloaded: NotRequired[list[str]]
 
 
 class ModelSummary(TypedDict):
     name: str
     task: str
     latest: int
+    production: int
     versions: list[int]
     backend: str
 
@@ -71,6 +74,8 @@ class ModelMetadata(TypedDict):
     outputs: dict[str, Any]
     metrics: dict[str, Any]
     training_data: dict[str, Any]
+    lineage: NotRequired[dict[str, Any]]
+    gate: NotRequired[dict[str, Any]]
 
 
 class OnePrediction(TypedDict):

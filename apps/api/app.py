@@ -13,7 +13,7 @@ from apps.api.config import load_settings
 from apps.api.errors import register_error_handlers
 from apps.api.jsonio import init_json
 from apps.api.observability import PREDICTIONS, init_observability
-from apps.api.routes import docs, health, mlflow, native, v2
+from apps.api.routes import admin, docs, health, mlflow, native, v2
 from apps.api.security import init_security, protect
 from apps.api.service import ModelService
 from apps.registry import ModelRegistry
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(docs.blueprint())
     for bp in (native.blueprint(), v2.blueprint(), mlflow.blueprint()):
         app.register_blueprint(protect(bp, limiter))
+    app.register_blueprint(protect(admin.blueprint(), limiter, scope="admin"))
     for extension in extensions.discover():
         extension.init_app(app)
     return app

@@ -16,7 +16,9 @@ DEFAULTS = {
     "MODELS": None,  # None: every model in the registry; else a list of names
     "DEFAULT_MODEL": "species-classifier",  # the model served at /invocations
     "BACKEND": "onnx",  # onnx (fast, no scikit-learn needed) or sklearn
-    "API_KEYS": (),  # no keys: no authentication (fine on a laptop, not in production)
+    "API_KEYS_FILE": None,  # the key file: hashes of keys, with their scopes (apps.api.keys)
+    "API_KEYS": (),  # keys in clear, scope predict: for a laptop and tests (never production)
+    "API_ADMIN_KEYS": (),  # keys in clear, scope admin; no key at all: no authentication
     "MAX_RECORDS": 10_000,  # records per request
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # bytes per request body (JSON)
     "MAX_CSV_BYTES": 2 * 1024 * 1024,  # bytes per CSV body: CSV packs a record in fewer bytes
@@ -25,8 +27,17 @@ DEFAULTS = {
     "CORS_ORIGINS": (),  # origins allowed to call from a browser; empty: CORS off
 }
 
+
+def plain_keys_from(text: str) -> tuple[str, ...]:
+    """Keys written in clear in a variable, comma-separated (``API_KEYS``)."""
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
 ENVIRONMENT = {
     "API_MODELS_DIR": ("MODELS_DIR", str),
+    "API_KEYS_FILE": ("API_KEYS_FILE", str),
+    "API_KEYS": ("API_KEYS", plain_keys_from),
+    "API_ADMIN_KEYS": ("API_ADMIN_KEYS", plain_keys_from),
     "API_MODELS": ("MODELS", lambda v: [n.strip() for n in v.split(",") if n.strip()]),
     "API_DEFAULT_MODEL": ("DEFAULT_MODEL", str),
     "API_BACKEND": ("BACKEND", str),
@@ -47,29 +58,9 @@ class SettingsError(ValueError):
     """A setting that the server must not start with; the message says how to fix it."""
 
 
-def api_keys_from(environ: dict) -> tuple[str, ...]:
-    """Keys from ``API_KEYS`` (comma-separated) and ``API_KEYS_FILE`` (one per line).
-
-    The file form suits Docker and Kubernetes secrets, which are mounted as files. A
-    key file that holds no key is an error, not "no authentication": an empty secret
-    (a command that failed while writing it, say) must not open every route.
-    """
-    keys = [k.strip() for k in environ.get("API_KEYS", "").split(",")]
-    if environ.get("API_KEYS_FILE"):
-        path = Path(environ["API_KEYS_FILE"])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise SettingsError(f"API_KEYS_FILE: cannot read {path}: {error.strerror}") from None
-        lines = (line.strip() for line in text.splitlines())
-        from_file = [line for line in lines if line and not line.startswith("#")]
-        if not from_file:
-            raise SettingsError(
-                f"API_KEYS_FILE names {path}, which holds no key (only blank lines or "
-                "comments): write one key per line, or unset API_KEYS_FILE to run without keys"
-            )
-        keys += from_file
-    return tuple(k for k in keys if k)
+def keys_configured(settings: dict) -> bool:
+    """Whether any key is configured, so that the model routes need one."""
+    return bool(settings["API_KEYS"] or settings["API_ADMIN_KEYS"] or settings["API_KEYS_FILE"])
 
 
 def load_settings(overrides: dict | None = None, environ: dict | None = None) -> dict:
@@ -82,7 +73,6 @@ def load_settings(overrides: dict | None = None, environ: dict | None = None) ->
                 settings[key] = parse(environ[variable])
             except ValueError:
                 raise SettingsError(f"{variable}={environ[variable]!r} is not valid") from None
-    settings["API_KEYS"] = api_keys_from(environ) or settings["API_KEYS"]
     settings.update(overrides or {})
     settings["MODELS_DIR"] = Path(settings["MODELS_DIR"] or models_dir())
     if settings["BACKEND"] not in BACKENDS:

@@ -49,28 +49,38 @@ def _run_folder() -> str:
     return folder
 
 
-# Prometheus counts live in each worker; in multiprocess mode they are summed at
-# /metrics. The folder must be set before prometheus_client is imported. Rate-limit
-# counts must be shared too, or each worker would grant a budget of its own: a SQLite
-# file does that on one machine (apps/api/limiter_storage.py). A folder or a store set
-# by the caller is the caller's.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or not os.environ.get("API_RATE_LIMIT_STORAGE"):
-    _RUN_FOLDER = _run_folder()
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(_RUN_FOLDER, "metrics")
-        os.mkdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    if not os.environ.get("API_RATE_LIMIT_STORAGE"):
-        counts = os.path.join(_RUN_FOLDER, "rate-limits.sqlite")
-        os.environ["API_RATE_LIMIT_STORAGE"] = "sqlite:///" + counts
+# The files the workers share live in one run folder (API_RUN_FOLDER; a folder set by the
+# caller is the caller's): Prometheus counts, which live in each worker and are summed at
+# /metrics in multiprocess mode (the folder must be set before prometheus_client is
+# imported); rate-limit counts, or each worker would grant a budget of its own (a SQLite
+# file does that on one machine, apps/api/limiter_storage.py); the models the repository
+# routes loaded (apps/api/extensions/rollout.py). A folder or a store set by the caller
+# is the caller's.
+if not os.environ.get("API_RUN_FOLDER"):
+    os.environ["API_RUN_FOLDER"] = _run_folder()
+_RUN_FOLDER = os.environ["API_RUN_FOLDER"]
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(_RUN_FOLDER, "metrics")
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+if not os.environ.get("API_RATE_LIMIT_STORAGE"):
+    counts = os.path.join(_RUN_FOLDER, "rate-limits.sqlite")
+    os.environ["API_RATE_LIMIT_STORAGE"] = "sqlite:///" + counts
 
 
 def when_ready(server):
     """Warn, once the server listens, if it answers beyond this machine without keys."""
-    from apps.api.config import load_settings
+    from apps.api.config import keys_configured, load_settings
     from apps.api.security import warn_if_open
 
     hosts = [address[0] for address in server.cfg.address if isinstance(address, tuple)]
-    warn_if_open(hosts, load_settings()["API_KEYS"])
+    warn_if_open(hosts, keys_configured(load_settings()))
+
+
+def post_worker_init(worker):
+    """Start what each worker runs beside its requests (threads do not survive a fork)."""
+    from apps.api.extensions import start
+
+    start(worker.wsgi)
 
 
 def worker_exit(server, worker):

@@ -99,6 +99,7 @@ def init_observability(app: Flask) -> None:
                         "route": route,
                         "status": response.status_code,
                         "duration_ms": round(elapsed * 1000, 3),
+                        "key": g.get("api_key_name"),  # which key: rotation watches it
                     }
                 },
             )

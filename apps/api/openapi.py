@@ -23,12 +23,14 @@ from pydantic_core import core_schema
 
 from apps import __version__
 from apps.api import answers, contracts
+from apps.api.config import keys_configured
 from apps.api.security import API_KEY_HEADER
 from apps.api.v2_tensors import NUMBER_DATATYPES
 
 STATUS_TEXT = {
     400: "Malformed request",
     401: "Missing or invalid API key",
+    403: "The API key lacks the '{scope}' scope this route needs",
     404: "Unknown model or version",
     413: "Body or batch too large",
     415: "Unsupported content type",
@@ -220,7 +222,7 @@ BINARY_ANSWER = {"schema": {"type": "string", "format": "binary"}}
 def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
     """The whole document for ``app``; without ``reveal_models``, no model's schema."""
     service = app.extensions["model_service"]
-    models = [service.get(name) for name in sorted(service.latest)]
+    models = [service.get(name) for name in sorted(service.production)]
     default = app.config["DEFAULT_MODEL"]
     schemas, paths = Schemas(), {}
     schemas.components["Record"] = {"type": "object", "description": HIDDEN}
@@ -230,7 +232,7 @@ def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
         if operation is None or (path.endswith("/") and path[:-1] in paths):
             continue  # undocumented, or the same route spelt with a final slash
         blueprint = app.blueprints.get(rule.endpoint.rpartition(".")[0])
-        protected = getattr(blueprint, "protected", False)
+        protected = getattr(blueprint, "scope", None)  # set by security.protect
         if "{name}" in path:
             chosen = [(path.replace("{name}", m.name), m) for m in models]
         elif operation.default_model:
@@ -265,7 +267,8 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
     """One operation: summary, parameters, body, and every answer it can give.
 
     ``model`` is the model the path names; ``shown`` is the same, or None when the
-    document must not reveal models' schemas.
+    document must not reveal models' schemas. ``protected`` is the scope a key needs
+    (``predict``, ``admin``), or None for an open route.
     """
     one_version = "{version}" in path
     summary = operation.summary.format(name=model.name if model else "")
@@ -287,16 +290,19 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": answer}}}}
     if operation.binary_answer:
         responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
-    needs_key = protected and bool(app.config["API_KEYS"])
+    needs_key = protected and keys_configured(app.config)
     errors = (
-        set(operation.errors) | ({401} if needs_key else set()) | ({429} if protected else set())
+        set(operation.errors)
+        | ({401, 403} if needs_key else set())
+        | ({429} if protected else set())
     )
     v2 = path == "/v2" or path.startswith("/v2/")
     error = schemas.of(answers.V2ErrorAnswer if v2 else answers.ErrorAnswer)
     for status in sorted(errors):
         schema = answer if status == 503 and operation.probe else error
         content = {"application/json": {"schema": schema}}
-        responses[str(status)] = {"description": STATUS_TEXT[status], "content": content}
+        text = STATUS_TEXT[status].format(scope=protected)
+        responses[str(status)] = {"description": text, "content": content}
     entry["responses"] = responses
     if needs_key:
         entry["security"] = [{"ApiKey": []}]

@@ -2,7 +2,7 @@
 
 Every request format (native, Open Inference Protocol, MLflow) is first turned into a
 list of plain records; from there one path serves them all: schema validation, the
-backend's prediction, and the counting of predictions for monitoring.
+backend's prediction, the counts on ``/metrics``, and the listeners (notebook 07's log).
 """
 
 import functools
@@ -45,8 +45,10 @@ class ModelService:
         self.registry, self.backend, self.max_records = registry, backend, max_records
         self.names = list(names) if names else registry.names()
         self.models: dict[tuple[str, int], LoadedModel] = {}
-        self.latest: dict[str, int] = {}
+        self.production: dict[str, int] = {}  # the version that answers when none is named
         self.problems: list[str] = []
+        self.refused: dict[str, str] = {}  # a version that failed to replace production, and why
+        self.unloaded: frozenset[str] = frozenset()  # unloaded by an administrator (notebook 08)
         self.predictions_counter = None  # set by observability, when metrics are on
         self.listeners: list = []  # called after each prediction: see predict()
         self._load_all()
@@ -62,25 +64,28 @@ class ModelService:
                 self.problems.append(f"{name}: {error}")
 
     def _load_versions(self, name: str) -> None:
-        """Load every version of a model; the latest must load, older ones may fail.
+        """Load every version of a model; the production version must load, others may fail.
 
-        The latest version is what clients get by default: if it fails, the model is
-        not served at all (never silently replaced by an older one) and the server is
-        not ready. An older version that fails is logged and left out, so that a new
-        version trained after a failure is served (as ``python -m apps`` reports it).
+        The production version (the registry's ``production`` alias, or the latest
+        version until one is promoted) is what clients get by default: if it fails, the
+        model is not served at all (never silently replaced by another one) and the
+        server is not ready. Another version that fails is logged and left out.
         """
-        versions = self.registry.versions(name)
-        *older, latest = versions
-        loaded = {latest: self.registry.load(name, latest, backend=self.backend)}
-        for version in older:
+        chosen = self.registry.production(name)
+        loaded = {chosen: self.registry.load(name, chosen, backend=self.backend)}
+        loaded[chosen].warm_up()
+        for version in self.registry.versions(name):
+            if version == chosen:
+                continue
             try:
                 loaded[version] = self.registry.load(name, version, backend=self.backend)
             except RegistryError as error:
                 log.warning(
                     "%s v%s is not served, having failed its checks: %s", name, version, error
                 )
-        self.models.update({(name, version): model for version, model in sorted(loaded.items())})
-        self.latest[name] = latest
+        others = {key: model for key, model in self.models.items() if key[0] != name}
+        self.models = others | {(name, version): loaded[version] for version in sorted(loaded)}
+        self.production = {**self.production, name: chosen}
 
     @property
     def widest(self) -> int:
@@ -89,17 +94,22 @@ class ModelService:
 
     @property
     def ready(self) -> bool:
-        """True only when every configured model loaded and passed its checks."""
-        return not self.problems and all(name in self.latest for name in self.names)
+        """True only when every configured model loaded and passed its checks (a model
+        that an administrator unloaded on purpose does not count against it)."""
+        return not self.problems and all(
+            name in self.production or name in self.unloaded for name in self.names
+        )
 
     def get(self, name: str, version: str | int | None = None) -> LoadedModel:
-        """The model to use, the latest version by default; 404 for anything unknown."""
-        if name not in self.latest:
+        """The model to use, the production version by default; 404 for anything unknown."""
+        if name not in self.production:
+            if name in self.unloaded:
+                raise ModelNotFoundError(f"model '{name}' is unloaded: load it to serve it again")
             raise ModelNotFoundError(
-                f"no model named '{shorten(name)}'; available: {sorted(self.latest)}"
+                f"no model named '{shorten(name)}'; available: {sorted(self.production)}"
             )
         if version is None:
-            return self.models[name, self.latest[name]]
+            return self.models[name, self.production[name]]
         key = (name, parse_version(version))
         if key not in self.models:
             raise ModelNotFoundError(
@@ -108,21 +118,62 @@ class ModelService:
             )
         return self.models[key]
 
+    def switch(self, name: str, version: int) -> LoadedModel:
+        """Make ``version`` the one that answers by default, once it has proved itself.
+
+        It is loaded from the registry (which verifies its hashes and library versions)
+        and must answer a warm-up prediction; until then, and for good if any of that
+        fails, the current version goes on answering, and the failure is kept in
+        ``refused`` (readiness shows it). The switch itself is a single assignment: a
+        request gets the old version or the new one, never a mix. The tables are
+        replaced, never changed in place, so a request reading them while another thread
+        switches never sees one change size under it. Notebook 08 calls this in every
+        worker when the ``production`` alias changes.
+        """
+        try:
+            model = self.registry.load(name, version, backend=self.backend)
+            model.warm_up()
+        except Exception as error:
+            self.refused = {**self.refused, name: f"version {version} was not served: {error}"}
+            raise
+        self.models = {**self.models, (name, model.version): model}
+        self.production = {**self.production, name: model.version}
+        self.refused = {other: why for other, why in self.refused.items() if other != name}
+        return model
+
+    def unload(self, name: str) -> None:
+        """Stop serving a model, every version of it, until :meth:`reload`."""
+        if name not in self.names:
+            raise ModelNotFoundError(f"no model named '{shorten(name)}' is configured")
+        self.unloaded = self.unloaded | {name}
+        self.production = {other: v for other, v in self.production.items() if other != name}
+        self.models = {key: model for key, model in self.models.items() if key[0] != name}
+
+    def reload(self, name: str) -> None:
+        """Load a model again from the registry, every version, as at start-up."""
+        if name not in self.names:
+            raise ModelNotFoundError(f"no model named '{shorten(name)}' is configured")
+        self._load_versions(name)
+        self.unloaded = self.unloaded - {name}
+        self.refused = {other: why for other, why in self.refused.items() if other != name}
+        self.problems = [problem for problem in self.problems if not problem.startswith(name + ":")]
+
     def versions(self, name: str) -> list[int]:
         """The versions of a model that are served, oldest first."""
         return sorted(version for served, version in self.models if served == name)
 
     def listing(self) -> list[ModelSummary]:
-        """Every model served: its task, versions and latest version."""
+        """Every model served: its task, versions, latest and production versions."""
         return [
             {
                 "name": name,
                 "task": self.get(name).manifest.task,
-                "latest": self.latest[name],
+                "latest": self.versions(name)[-1],
+                "production": self.production[name],
                 "versions": self.versions(name),
                 "backend": self.backend,
             }
-            for name in sorted(self.latest)
+            for name in sorted(self.production)
         ]
 
     def predict(self, model: LoadedModel, records: list) -> Prediction:

@@ -17,6 +17,10 @@ class IntegrityError(RegistryError):
     """A model file is unknown to its manifest, or its bytes do not match the pinned hash."""
 
 
+class SignatureError(IntegrityError):
+    """A manifest that no trusted key signed: missing, wrong or unknown signature."""
+
+
 class UntrustedTypesError(RegistryError):
     """A skops file asks for Python types outside the explicit trusted list."""
 

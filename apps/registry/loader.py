@@ -1,9 +1,10 @@
 """Find, verify and load models: the only path from a file on disk to a predictor.
 
-The order of checks matters. The sha256 of a file is compared with its manifest
-*before* the bytes are deserialized (unpickling runs code); the library versions are
-compared before the model is used; skops files are loaded with an explicit list of
-trusted types. Each refusal says what happened and how to fix it.
+The order of checks matters. The manifest's signature is checked against the trusted
+public keys *before* any of its hashes is believed; the sha256 of a file is compared
+with the manifest *before* the bytes are deserialized (unpickling runs code); the
+library versions are compared before the model is used; skops files are loaded with an
+explicit list of trusted types. Each refusal says what happened and how to fix it.
 """
 
 import importlib.metadata
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.config import models_dir
+from apps.registry.aliases import PRODUCTION, Aliases, read_aliases, write_aliases
 from apps.registry.backends import BACKENDS, Backend
 from apps.registry.errors import (
     IntegrityError,
@@ -27,7 +29,9 @@ from apps.registry.errors import (
 from apps.registry.manifest import MANIFEST_FILE, Manifest, sha256_bytes
 from apps.registry.prediction import Prediction
 from apps.registry.profile import PROFILE_FILE
+from apps.registry.publishing import locked, publish
 from apps.registry.schema import InputSchema
+from apps.registry.signing import SIGNATURE_FILE, Trust, sign_version
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,26 @@ class LoadedModel:
             "outputs": manifest["outputs"],
             "metrics": manifest["metrics"],
             "training_data": manifest["training_data"],
+            # a retrained version's origin and the gate it passed (notebook 08)
+            **{key: manifest[key] for key in ("lineage", "gate") if key in manifest},
         }
+
+    def warm_up(self) -> Prediction:
+        """Predict once, for a valid record made up from the schema (the first category,
+        the middle of each range): a version that cannot answer is found out before it
+        serves anyone, and the first real request does not pay for lazy set-up."""
+        record = {}
+        for column in self.schema.columns:
+            if column.type == "category":
+                record[column.name] = column.categories[0] if column.categories else None
+            elif column.minimum is not None and column.maximum is not None:
+                record[column.name] = (column.minimum + column.maximum) / 2
+            else:
+                record[column.name] = column.maximum if column.minimum is None else column.minimum
+        prediction = self.answer(self.schema.validate([record]))
+        if len(prediction.outputs) != 1:
+            raise IntegrityError(f"{self.name} v{self.version} gave no answer to a warm-up record")
+        return prediction
 
     def answer(self, columns: dict[str, np.ndarray]) -> Prediction:
         """Labels and probabilities (classifiers) or values, with one call to the backend.
@@ -128,10 +151,21 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    """The folder ``<root>/<name>/<version>/`` of models, each with its manifest."""
+    """The folder ``<root>/<name>/<version>/`` of models, each with its signed manifest.
 
-    def __init__(self, root: Path | str | None = None):
+    ``trust`` holds the public keys whose signatures are accepted; by default those of
+    ``trusted_keys/`` (or ``$PENGUINS_TRUSTED_KEYS``), read at first use.
+    """
+
+    def __init__(self, root: Path | str | None = None, trust: Trust | None = None):
         self.root = Path(root) if root is not None else models_dir()
+        self._trust = trust
+
+    @property
+    def trust(self) -> Trust:
+        if self._trust is None:
+            self._trust = Trust.from_environment()
+        return self._trust
 
     def names(self) -> list[str]:
         """Names of the models that have at least one version."""
@@ -157,22 +191,73 @@ class ModelRegistry:
         )
 
     def resolve(self, name: str, version: int | str | None = None) -> Path:
-        """Folder of one version, the latest when ``version`` is None."""
+        """Folder of one version; the production version when ``version`` is None."""
         versions = self.versions(name)
         if version is None:
-            return self.root / name / str(versions[-1])
+            return self.root / name / str(self.production(name))
         if parse_version(version) in versions:
             return self.root / name / str(parse_version(version))
         raise ModelNotFoundError(f"model '{name}' has no version {version}; it has {versions}")
 
+    def aliases(self, name: str) -> Aliases:
+        """The model's aliases (``production``, ``candidate``, ...) and their history."""
+        self.versions(name)  # the model must exist
+        return read_aliases(self.root / name)
+
+    def production(self, name: str) -> int:
+        """The version every app uses unless told otherwise: the ``production`` alias, or
+        the latest version while no version has been promoted."""
+        versions = self.versions(name)
+        pinned = read_aliases(self.root / name).get(PRODUCTION)
+        if pinned is None:
+            return versions[-1]
+        if pinned not in versions:
+            raise ModelNotFoundError(
+                f"the production alias of '{name}' points at version {pinned}, which is not in "
+                f"the registry (it has {versions}): promote one of those"
+            )
+        return pinned
+
+    def set_alias(
+        self, name: str, alias: str, version: int | None, action: str, reason: str = ""
+    ) -> Aliases:
+        """Point ``alias`` at ``version`` (None removes it), log the change, write the file.
+
+        Only the registry writes aliases: callers decide (notebook 08's promotion rules);
+        the change is written here, atomically and under a lock.
+        """
+        if version is not None and parse_version(version) not in self.versions(name):
+            raise ModelNotFoundError(f"model '{name}' has no version {version}")
+        with locked(self.root / name):
+            changed = self.aliases(name).changed(alias, parse_version(version), action, reason)
+            write_aliases(self.root / name, changed)
+        return changed
+
+    def add_version(
+        self,
+        name: str,
+        files: dict[str, tuple[str, bytes]],
+        facts: dict,
+        version: int | None = None,
+        signer=None,
+    ) -> Manifest:
+        """Write a new version: ``{file name: (format, bytes)}`` and the manifest's facts.
+
+        The registry numbers it (the next version unless ``version`` is given), pins each
+        file's sha256, signs the manifest with ``signer`` (an Ed25519 private key) and
+        writes it all at once (see :mod:`apps.registry.publishing`).
+        """
+        sign = None if signer is None else (lambda folder: sign_version(folder, signer))
+        return publish(self.root / check_name(name), files, facts, version, sign)
+
     def manifest(self, name: str, version: int | str | None = None) -> Manifest:
-        """The manifest of one version, the latest by default."""
-        return Manifest.read(self.resolve(name, version))
+        """The manifest of one version, the production version by default."""
+        return self._trusted_manifest(self.resolve(name, version))
 
     def verify(self, name: str, version: int | str | None = None) -> Manifest:
         """Check every file of a version against its manifest; raise on the first fault."""
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         self._verified_files(folder, manifest)
         return manifest
 
@@ -180,10 +265,24 @@ class ModelRegistry:
         """The version's reference profile (what its training data looked like), verified
         like its model files; None for a version trained before profiles were saved."""
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         if PROFILE_FILE not in manifest.artifacts:
             return None
         return json.loads(self._verified_files(folder, manifest)[PROFILE_FILE])
+
+    def _trusted_manifest(self, folder: Path) -> Manifest:
+        """A version's manifest, believed only once a trusted key's signature matches its
+        exact bytes, and only in the folder it names: a signed version copied under
+        another name or number is refused. The bytes checked are the bytes parsed."""
+        data = (folder / MANIFEST_FILE).read_bytes()
+        self.trust.check(data, folder / SIGNATURE_FILE, self._label(folder))
+        manifest = Manifest(json.loads(data))
+        if (manifest.name, str(manifest.version)) != (folder.parent.name, folder.name):
+            raise IntegrityError(
+                f"{self._label(folder)} holds the manifest of {manifest.name} "
+                f"v{manifest.version}: a version moved to another folder is not trusted"
+            )
+        return manifest
 
     def _verified_files(self, folder: Path, manifest: Manifest) -> dict[str, bytes]:
         """Every file of a version folder, each checked against its pinned sha256.
@@ -195,7 +294,7 @@ class ModelRegistry:
         odd = sorted(name for name in manifest.artifacts if not PLAIN_NAME.fullmatch(name))
         if odd:
             raise IntegrityError(f"{self._label(folder)}: the manifest lists odd file names {odd}")
-        listed = set(manifest.artifacts) | {MANIFEST_FILE}
+        listed = set(manifest.artifacts) | {MANIFEST_FILE, SIGNATURE_FILE}
         unknown = sorted(p.name for p in folder.iterdir() if p.name not in listed)
         if unknown:
             raise IntegrityError(
@@ -246,7 +345,7 @@ class ModelRegistry:
         if fmt not in kind.loaders:
             raise ValueError(f"the {backend} backend loads {list(kind.loaders)}, not {fmt!r}")
         folder = self.resolve(name, version)
-        manifest = Manifest.read(folder)
+        manifest = self._trusted_manifest(folder)
         data = self._verified_files(folder, manifest)[manifest.artifact_for(fmt)]
         check_versions(manifest, kind.pinned_libraries, on_version_mismatch)
         loaded = kind.loaders[fmt](data)

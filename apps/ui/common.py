@@ -44,28 +44,31 @@ def choose_model(source) -> dict:
     with left:
         name = remembered_selectbox("Model", list(models), key="model")
     entry = models[name]
+    production = entry.get("production", entry["latest"])  # an API older than notebook 08
     with right:
         version = remembered_selectbox(
             "Version",
             sorted(entry["versions"], reverse=True),
             key=f"version-of-{name}",
-            format_func=lambda v: f"{v} (latest)" if v == entry["latest"] else str(v),
+            default=production,
+            format_func=lambda v: f"{v} (production)" if v == production else str(v),
         )
     return source.model(name, version)
 
 
-def remembered_selectbox(label: str, options: list, key: str, **kwargs):
+def remembered_selectbox(label: str, options: list, key: str, default=None, **kwargs):
     """A select box whose choice follows the user from page to page.
 
     Streamlit forgets a widget's value when a run does not draw it, which is what
     happens on another page. So the choice is also copied, when it changes, to a key
-    that no widget owns (``chosen-<key>``), and every page's select box starts from it.
+    that no widget owns (``chosen-<key>``), and every page's select box starts from it,
+    or from ``default`` (else the first option) until the user chooses.
     """
 
     def remember() -> None:
         st.session_state[f"chosen-{key}"] = st.session_state[key]
 
-    chosen = st.session_state.get(f"chosen-{key}")
+    chosen = st.session_state.get(f"chosen-{key}", default)
     index = options.index(chosen) if chosen in options else 0
     return st.selectbox(label, options, index=index, key=key, on_change=remember, **kwargs)
 

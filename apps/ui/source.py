@@ -115,6 +115,7 @@ class LocalSource:
                     "name": name,
                     "task": self.registry.manifest(name).task,
                     "latest": self.registry.versions(name)[-1],
+                    "production": self.registry.production(name),
                     "versions": self.registry.versions(name),
                     "backend": self.backend,
                 }
@@ -149,8 +150,7 @@ class LocalSource:
 
     def _load(self, name: str, version: int | None):
         try:
-            versions = self.registry.versions(name)
-            chosen = versions[-1] if version is None else int(version)
+            chosen = self.registry.production(name) if version is None else int(version)
             return load_model(str(self.registry.root), name, chosen, self.backend)
         except RegistryError as error:
             raise SourceError(f"The model cannot be used: {error}") from None

@@ -21,6 +21,9 @@ def discover() -> list[ModuleType]:
 def add_hook(app, kind: str, function) -> None:
     """Ask the API to call ``function`` at one of its hook points, named by ``kind``:
 
+    * ``"start"``: ``function()`` in each serving process, before its first request
+      (start a thread: threads do not survive gunicorn's fork); gunicorn's
+      ``post_worker_init`` and the waitress runner call :func:`start`;
     * ``"shutdown"``: ``function()`` before the process ends (flush a queue, say);
       gunicorn's ``worker_exit`` and the waitress runner call :func:`shutdown`;
     * ``"metrics"``: ``function()`` returns more Prometheus text for ``/metrics``.
@@ -31,6 +34,12 @@ def add_hook(app, kind: str, function) -> None:
 def hooks(app, kind: str) -> list:
     """The functions added for ``kind`` (none for an app without extensions)."""
     return getattr(app, "extensions", {}).get("hooks", {}).get(kind, [])
+
+
+def start(app) -> None:
+    """Run the start hooks, in the process that is about to serve requests."""
+    for function in hooks(app, "start"):
+        function()
 
 
 def shutdown(app) -> None:

@@ -72,8 +72,12 @@ def simulated_time() -> datetime | None:
     return moment
 
 
-def make_listener(log: PredictionLog, refs: dict):
-    """The model service's listener: hand each prediction to the log, and nothing more."""
+def make_listener(log: PredictionLog, service):
+    """The model service's listener: hand each prediction to the log, and nothing more.
+
+    Each version is named by the sha256 of its manifest (:func:`model_ref`), read once.
+    """
+    refs = {key: model_ref(service.registry, *key, service.backend) for key in service.models}
 
     def listener(model, columns, prediction) -> None:
         if has_request_context():
@@ -82,7 +86,11 @@ def make_listener(log: PredictionLog, refs: dict):
         else:  # a prediction made outside a request (a script using the service)
             request_id, started, at = uuid.uuid4().hex, None, None
         latency = None if started is None else (time.perf_counter() - started) * 1000
-        ref = refs[model.name, model.version]
+        ref = refs.get((model.name, model.version))
+        if ref is None:  # a version loaded since start-up (a hot swap, notebook 08)
+            ref = refs[model.name, model.version] = model_ref(
+                service.registry, model.name, model.version, service.backend
+            )
         log.record(Served(ref, request_id or uuid.uuid4().hex, columns, prediction, latency, at))
 
     return listener
@@ -113,8 +121,7 @@ def init_app(app: Flask) -> None:
         counters=PrometheusCounters(),
     )
     app.extensions["prediction_log"] = log
-    refs = {key: model_ref(service.registry, *key, service.backend) for key in service.models}
-    service.listeners.append(make_listener(log, refs))
+    service.listeners.append(make_listener(log, service))
     if config["PREDICTION_LOG_SIMULATED_TIME"]:
 
         @app.before_request
@@ -123,4 +130,4 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(protect(blueprint(), app.extensions["api_limiter"]))
     add_hook(app, "shutdown", log.close)
-    add_hook(app, "metrics", lambda: drift_metrics(engine, sorted(service.latest)))
+    add_hook(app, "metrics", lambda: drift_metrics(engine, sorted(service.production)))

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 from apps.api.extensions import hooks
 from apps.api.observability import metrics_response
 from apps.api.openapi import build_openapi
-from apps.api.security import key_is_valid, presented_key
+from apps.api.security import api_keys, presented_entry
 
 SWAGGER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Penguins model API</title>
@@ -53,8 +53,7 @@ def blueprint() -> Blueprint:
                 "public": build_openapi(current_app, reveal_models=False),
             }
             current_app.extensions["openapi"] = documents
-        keys = current_app.config["API_KEYS"]
-        holder = not keys or key_is_valid(presented_key(), keys)
+        holder = not api_keys() or presented_entry() is not None
         return jsonify(documents["full" if holder else "public"])
 
     @bp.get("/docs")

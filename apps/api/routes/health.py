@@ -20,14 +20,23 @@ def blueprint() -> Blueprint:
     @bp.get("/health/ready")
     @documented("Readiness", ("health",), answer=Readiness, errors=(503,), probe=True)
     def ready():
-        """Ready only when every configured model is loaded and verified; else 503."""
+        """Ready only when every configured model is loaded and verified; else 503.
+
+        ``models`` gives the version each model serves by default (its production
+        version); ``refused``, a version that failed to replace it (notebook 08).
+        """
         service = model_service()
+        production = service.production
         answer: Readiness = {
             "status": "ready" if service.ready else "not ready",
-            "models": {name: service.latest.get(name) for name in service.names},
+            "models": {name: production.get(name) for name in service.names},
         }
         if not service.ready:
             answer["problems"] = service.problems
+        if service.refused:  # a new version failed its checks: the old one still answers
+            answer["refused"] = service.refused
+        if service.unloaded:
+            answer["unloaded"] = sorted(service.unloaded)
         return jsonify(answer), 200 if service.ready else 503
 
     @bp.get("/ping")
