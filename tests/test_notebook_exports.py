@@ -253,8 +253,9 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "postman", root / "postman")  # notebook 03 reads the collection
     (root / "trusted_keys").mkdir()  # the committed trust list: the course's public key
     shutil.copy2(ROOT / "trusted_keys" / "course.pub", root / "trusted_keys")
-    for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
-        shutil.copy2(requirements, root / requirements.name)  # notebook 05 reads them
+    pinned = [ROOT / "pyproject.toml", ROOT / "environment.yml", *ROOT.glob("requirements*.txt")]
+    for requirements in pinned:
+        shutil.copy2(requirements, root / requirements.name)  # notebooks 01 and 05 read them
     (root / "apps").mkdir()
     (root / "docker").mkdir()
 
