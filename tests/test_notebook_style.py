@@ -108,3 +108,23 @@ def problems(notebook: Path) -> list[str]:
 def test_the_notebook_is_a_lesson(notebook: Path) -> None:
     found = problems(notebook)
     assert not found, f"{notebook.name}:\n  " + "\n  ".join(found)
+
+
+def minutes(notebook: Path) -> tuple[int, int]:
+    """The notebook's own "Time:" line: minutes reading and running, minutes of exercises."""
+    top = "\n".join(c.source for c in cells(notebook)[:3] if c.cell_type == "markdown")
+    line = next(line for line in top.splitlines() if "Time:" in line)
+    reading = re.search(r"(\d+) (?:minutes )?(?:for )?reading", line)
+    exercises = re.search(r"(\d+) for the", line)
+    assert reading and exercises, f"{notebook.name}: no split of its time in {line!r}"
+    return int(reading.group(1)), int(exercises.group(1))
+
+
+def test_the_instructor_guide_gives_each_notebook_its_own_time():
+    """Instructors plan from the guide's table: it must say what the notebooks say."""
+    guide = (NOTEBOOKS[0].parent.parent / "docs" / "instructor-guide.md").read_text("utf-8")
+    for notebook in NOTEBOOKS:
+        reading, exercises = minutes(notebook)
+        row = re.search(rf"^\| {notebook.name[:2]} \|.*$", guide, flags=re.M)
+        assert row, f"the instructor guide has no row for {notebook.name}"
+        assert f"| {reading} min + {exercises} min |" in row.group(0), (notebook.name, row.group(0))
