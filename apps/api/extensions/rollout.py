@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, g, has_request_context
@@ -35,7 +36,7 @@ from apps.registry.publishing import locked, replace_file
 
 log = logging.getLogger(__name__)
 
-SETTINGS = {  # name: (default, parse)
+SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {  # name: (default, parse)
     "ROLLOUT_WATCH": (True, lambda v: v.strip().lower() not in ("0", "off", "false", "no")),
     "ROLLOUT_POLL_SECONDS": (0.2, float),
     "ROLLOUT_STATE_DIR": (None, str),
