@@ -33,9 +33,8 @@ BINARY_HEADER = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 """What the server metadata announces, with the name Triton gives the extension."""
 
-FIXED_SIZE: dict[
-    str, np.dtype[Any]
-] = {  # every datatype of the protocol but BYTES and BF16, as NumPy sees it
+# every datatype of the protocol but BYTES and BF16, as NumPy sees it
+FIXED_SIZE: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype("?"),
     "UINT8": np.dtype("<u1"),
     "UINT16": np.dtype("<u2"),

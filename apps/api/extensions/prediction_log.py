@@ -22,9 +22,8 @@ from apps.api.extensions import add_hook
 from apps.monitoring.db import connect, create_tables
 from apps.monitoring.prediction_log import Counters, PredictionLog, Served, model_ref
 
-SETTINGS: dict[
-    str, tuple[object, Callable[[str], object]]
-] = {  # name: (default, parse); each is also read from the environment
+# name: (default, parse); each is also read from the environment
+SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {
     "PREDICTION_LOG": (True, lambda v: v.strip().lower() not in ("0", "off", "false", "no")),
     "MONITORING_DB_URL": (None, str),  # None: $MONITORING_DB_URL's default, var/monitoring.db
     "PREDICTION_LOG_MAX_ROWS": (100_000, int),  # the queue's bound, per worker
