@@ -152,10 +152,14 @@ def test(args: list[str]) -> int:
 
 
 def lint() -> int:
-    """Set up, then check the code and its formatting with ruff, as CI does."""
+    """Set up, then check the code and its formatting with ruff, and apps/ with mypy, as CI does.
+
+    mypy reads its settings (which files, which libraries lack types) from pyproject.toml.
+    """
     python = venv_python()
     code = setup() or run(python, "-m", "ruff", "check", ".")
-    return code or run(python, "-m", "ruff", "format", "--check", ".")
+    code = code or run(python, "-m", "ruff", "format", "--check", ".")
+    return code or run(python, "-m", "mypy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         help="set up, then make, list or remove API keys (python -m apps.api.keys)",
     )
     commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
-    commands.add_parser("lint", help="set up, then run ruff check and ruff format --check")
+    commands.add_parser("lint", help="set up, then run ruff check, ruff format --check and mypy")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("start", "train", "key", "test"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -28,7 +28,11 @@ class ColumnSpec:
 
     def to_dict(self) -> dict:
         """The JSON form stored in a manifest's input schema."""
-        entry = {"name": self.name, "type": self.type, "description": self.description}
+        entry: dict[str, object] = {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+        }
         if self.type == "category":
             entry["categories"] = list(self.categories)
         else:

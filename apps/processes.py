@@ -19,11 +19,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO, Any, cast
 
 from apps.config import REPO_ROOT
 
@@ -51,17 +53,18 @@ def spawn(
     Its output goes to the file ``log`` (or nowhere). On Windows a new process group
     also keeps the console's Ctrl-C away from it: its parent stops it.
     """
-    if ON_WINDOWS:
+    group: dict[str, Any]
+    if sys.platform == "win32":  # ON_WINDOWS, in the form type checkers understand
         group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     else:
         group = {"start_new_session": True}
-    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    output: IO[bytes] | int = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
         return subprocess.Popen(  # noqa: S603 - the caller's own command, never a client's
             list(command), cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, **group
         )
     finally:
-        if log:
+        if not isinstance(output, int):
             output.close()  # the child has its own copy of the file handle
 
 
@@ -83,7 +86,8 @@ def wait_until_answers(url: str, process: subprocess.Popen, seconds: float = 60)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerExited(f"{process.args[0]} exited with code {process.returncode}")
+            program = cast("list[str]", process.args)[0]  # spawn() passes a list
+            raise ServerExited(f"{program} exited with code {process.returncode}")
         if answer(url)[0] == 200:
             return
         time.sleep(0.2)
@@ -99,7 +103,7 @@ def send_stop(process: subprocess.Popen, force: bool = False) -> None:
     """
     if process.poll() is not None:
         return
-    if ON_WINDOWS:  # waitress and streamlit: single processes, in groups of their own
+    if sys.platform == "win32":  # waitress and streamlit: single processes, groups of their own
         if force:
             process.kill()
         else:

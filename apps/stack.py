@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from apps.__main__ import check_models
@@ -126,7 +127,7 @@ def ui_environment(api_url: str) -> dict[str, str]:
     return env
 
 
-def key_problem(environ: dict) -> str | None:
+def key_problem(environ: Mapping[str, str]) -> str | None:
     """Why the UI could not call the API: its key file holds hashes, which cannot be sent."""
     if environ.get("API_KEYS_FILE") and not (
         environ.get("API_KEYS") or environ.get("PENGUINS_API_KEY")

@@ -249,7 +249,7 @@ def model_files(pipeline: Pipeline, spec: ModelSpec, profile: dict | None = None
 def model_facts(pipeline: Pipeline, spec: ModelSpec, facts: dict) -> dict:
     """What the manifest says about the model besides its files: task, schema, outputs,
     library versions, and the ``facts`` of its training (metrics, data, ...)."""
-    outputs = {"target": spec.target}
+    outputs: dict[str, object] = {"target": spec.target}
     if spec.task == "classification":
         outputs["classes"] = [str(c) for c in pipeline.classes_]
     else:

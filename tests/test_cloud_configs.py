@@ -104,6 +104,19 @@ MISTAKES = {
         "exactly one container",
     ),
     "another kind of object": (lambda d: d.update(kind="Deployment"), "kind must be Service"),
+    # Malformed files are reported, not a crash of the checker (AttributeError before).
+    "annotations written as a list": (
+        lambda d: d["spec"]["template"]["metadata"].update(annotations=["minScale=0"]),
+        'minScale must be "0"',
+    ),
+    "env written as a mapping of names to values": (
+        lambda d: container(d).update(env={"API_BACKEND": "onnx"}),
+        "API_BACKEND must be onnx",
+    ),
+    "a container written as a name": (
+        lambda d: d["spec"]["template"]["spec"].update(containers=["penguins-api"]),
+        "image must be",
+    ),
 }
 
 

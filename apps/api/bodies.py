@@ -15,6 +15,7 @@ get fewer answers than it sent rows without an error. Each body is bounded three
 
 import io
 import itertools
+from typing import cast
 
 from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -49,6 +50,10 @@ class BoundedRequest(Request):
         """
         limit = self.effective_body_limit()
         return None if limit is None else limit + 1
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        raise AttributeError("max_content_length is read-only: set body_limit instead")
 
     def body_stream(self):
         """The body as a stream to read in pieces; reading past the limit raises a 413.
@@ -129,9 +134,10 @@ def csv_records(schema: InputSchema, max_records: int) -> list[dict]:
     so the same number of bytes would hold many more rows. Reading stops at the first
     row past ``max_records``: the rest of the body is never parsed.
     """
-    request.body_limit = current_app.config["MAX_CSV_BYTES"]
+    bounded = cast(BoundedRequest, request)  # every request is one (init_bodies)
+    bounded.body_limit = current_app.config["MAX_CSV_BYTES"]
     text = io.TextIOWrapper(
-        io.BufferedReader(request.body_stream()), encoding="utf-8", errors="replace", newline=""
+        io.BufferedReader(bounded.body_stream()), encoding="utf-8", errors="replace", newline=""
     )
     try:
         records = list(itertools.islice(iter_csv(text, schema), max_records + 1))

@@ -6,12 +6,14 @@ API keys in particular come only from the environment or from a secrets file.
 """
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from apps.config import models_dir
 from apps.registry.backends import BACKENDS
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "MODELS_DIR": None,  # None: the registry's default (models/ or $PENGUINS_MODELS_DIR)
     "MODELS": None,  # None: every model in the registry; else a list of names
     "DEFAULT_MODEL": "species-classifier",  # the model served at /invocations
@@ -33,7 +35,7 @@ def plain_keys_from(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
-ENVIRONMENT = {
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "API_MODELS_DIR": ("MODELS_DIR", str),
     "API_KEYS_FILE": ("API_KEYS_FILE", str),
     "API_KEYS": ("API_KEYS", plain_keys_from),
@@ -63,7 +65,7 @@ def keys_configured(settings: dict) -> bool:
     return bool(settings["API_KEYS"] or settings["API_ADMIN_KEYS"] or settings["API_KEYS_FILE"])
 
 
-def load_settings(overrides: dict | None = None, environ: dict | None = None) -> dict:
+def load_settings(overrides: dict | None = None, environ: Mapping[str, str] | None = None) -> dict:
     """Defaults, then environment variables, then ``overrides`` (what tests pass)."""
     environ = os.environ if environ is None else environ
     settings = dict(DEFAULTS)

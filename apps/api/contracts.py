@@ -35,6 +35,15 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def absent(**field: Any) -> Any:
+    """A key a body may leave out, but never send as ``null``: its type stays non-null.
+
+    Python still sees ``None`` when the key is absent (read ``model_fields_set`` to tell);
+    the ``Any`` lets the annotation keep saying what a client may send.
+    """
+    return Field(default=None, **field)
+
+
 def exactly_one(body: BaseModel, keys: tuple[str, ...]) -> None:
     """Refuse a body that sets none, or more than one, of ``keys``."""
     given = [key for key in keys if key in body.model_fields_set]
@@ -78,10 +87,8 @@ class PredictRequest(Body):
 
     model_config = ConfigDict(json_schema_extra=one_of("records", "record"))
 
-    records: list[Record] = Field(
-        default=None, min_length=1, description="Many records, in one batch."
-    )
-    record: Record = Field(default=None, description="One record.")
+    records: list[Record] = absent(min_length=1, description="Many records, in one batch.")
+    record: Record = absent(description="One record.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "PredictRequest":
@@ -103,8 +110,8 @@ class Parameters(BaseModel):
 
 
 class InputParameters(Parameters):
-    binary_data_size: int = Field(
-        default=None, ge=0, description="Binary tensor data: this input's bytes after the JSON."
+    binary_data_size: int = absent(
+        ge=0, description="Binary tensor data: this input's bytes after the JSON."
     )
 
 
@@ -115,11 +122,11 @@ class InputTensor(Body):
     shape: list[int]
     datatype: str
     parameters: InputParameters = Field(default_factory=InputParameters)
-    data: list[Any] = Field(default=None, description="Absent when sent as binary data.")
+    data: list[Any] = absent(description="Absent when sent as binary data.")
 
 
 class OutputParameters(Parameters):
-    binary_data: bool = Field(default=None, description="Answer this output as binary data.")
+    binary_data: bool = absent(description="Answer this output as binary data.")
 
 
 class RequestedOutput(Body):
@@ -128,18 +135,18 @@ class RequestedOutput(Body):
 
 
 class RequestParameters(Parameters):
-    binary_data_output: bool = Field(
-        default=None, description="Answer every output as binary data unless it says otherwise."
+    binary_data_output: bool = absent(
+        description="Answer every output as binary data unless it says otherwise."
     )
 
 
 class InferRequest(Body):
     """An inference request of the Open Inference Protocol."""
 
-    id: str = Field(default=None, description="Echoed in the answer.")
+    id: str = absent(description="Echoed in the answer.")
     parameters: RequestParameters = Field(default_factory=RequestParameters)
     inputs: list[InputTensor] = Field(min_length=1)
-    outputs: list[RequestedOutput] = Field(default=None, description="Default: all outputs.")
+    outputs: list[RequestedOutput] = absent(description="Default: all outputs.")
 
 
 # --- MLflow's scoring format --------------------------------------------------------------
@@ -188,7 +195,7 @@ class DataframeSplit(Body):
 
     columns: list[str]
     data: list[list[Any]] = Field(min_length=1)
-    index: list[Any] = Field(default=None, description="Ignored.")
+    index: list[Any] = absent(description="Ignored.")
 
 
 class MlflowRequest(Body):
@@ -196,11 +203,11 @@ class MlflowRequest(Body):
 
     model_config = ConfigDict(json_schema_extra=one_of(*MLFLOW_LAYOUTS))
 
-    dataframe_split: DataframeSplit = Field(default=None)
-    dataframe_records: list[Record] = Field(default=None, min_length=1)
-    instances: RecordsOrColumns = Field(default=None)
-    inputs: RecordsOrColumns = Field(default=None)
-    params: dict[str, Any] = Field(default=None, description="Accepted and ignored.")
+    dataframe_split: DataframeSplit = absent()
+    dataframe_records: list[Record] = absent(min_length=1)
+    instances: RecordsOrColumns = absent()
+    inputs: RecordsOrColumns = absent()
+    params: dict[str, Any] = absent(description="Accepted and ignored.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "MlflowRequest":

@@ -73,7 +73,8 @@ def explain(error: ContractError, contract: type[BaseModel]) -> str:
     ).lstrip(".")
     words = WORDS.get(first["type"], first["msg"]).format(**first.get("ctx", {}))
     if not where and first["type"] in ("model_type", "dict_type"):
-        message = f"the request body must be a JSON object ({contract.__doc__.splitlines()[0]})"
+        summary = (contract.__doc__ or contract.__name__).splitlines()[0]
+        message = f"the request body must be a JSON object ({summary})"
     else:
         message = f"{where}: {words}" if where else words
     if len(problems) > 1:

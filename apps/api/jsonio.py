@@ -6,6 +6,8 @@ times faster. It is also strict: ``NaN``, ``Infinity`` and invalid UTF-8 are ref
 invalid JSON, as the JSON standard says.
 """
 
+from typing import cast
+
 import orjson
 from flask import Flask, Response
 from flask.json.provider import JSONProvider
@@ -35,7 +37,9 @@ class OrjsonProvider(JSONProvider):
     def response(self, *args: object, **kwargs: object) -> Response:
         """A JSON response written straight to bytes (no round trip through ``str``)."""
         body = dumps(self._prepare_response_obj(args, kwargs))
-        return self._app.response_class(body, mimetype="application/json")
+        # A Flask app's response class, which flask types as the sans-I/O base of its app.
+        response_class = cast("type[Response]", self._app.response_class)
+        return response_class(body, mimetype="application/json")
 
 
 def init_json(app: Flask) -> None:

@@ -169,6 +169,8 @@ class KeySource:
         self._ring = KeyRing(fixed + (read_key_file(path) if path else ()))
 
     def _stamp_now(self) -> tuple[int, int, int] | None:
+        if self.path is None:
+            return None
         try:
             info = os.stat(self.path)
         except OSError:

@@ -45,7 +45,7 @@ class SQLiteStorage(Storage):
     two threads at once.
     """
 
-    STORAGE_SCHEME = ("sqlite",)
+    STORAGE_SCHEME = ["sqlite"]  # noqa: RUF012 - the type ``limits`` declares for it
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)

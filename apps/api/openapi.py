@@ -224,7 +224,7 @@ def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
     service = app.extensions["model_service"]
     models = [service.get(name) for name in sorted(service.production)]
     default = app.config["DEFAULT_MODEL"]
-    schemas, paths = Schemas(), {}
+    schemas, paths = Schemas(), dict[str, dict]()
     schemas.components["Record"] = {"type": "object", "description": HIDDEN}
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         operation = getattr(app.view_functions[rule.endpoint], "operation", None)
@@ -241,7 +241,7 @@ def build_openapi(app: Flask, reveal_models: bool = True) -> dict:
             chosen = [(path, None)]
         for concrete, model in chosen:
             shown = model if reveal_models else None
-            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 paths.setdefault(concrete, {})[method.lower()] = describe(
                     operation, concrete, model, shown, schemas, protected, app
                 )
@@ -287,7 +287,9 @@ def describe(operation: Operation, path: str, model, shown, schemas: Schemas, pr
         content["application/json"] = {"schema": body}
         entry["requestBody"] = {"required": True, "content": content}
     answer = schemas.of(operation.answer, shown)
-    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": answer}}}}
+    responses: dict[str, dict] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": answer}}}
+    }
     if operation.binary_answer:
         responses["200"]["content"]["application/octet-stream"] = BINARY_ANSWER
     needs_key = protected and keys_configured(app.config)

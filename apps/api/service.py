@@ -8,6 +8,7 @@ backend's prediction, the counts on ``/metrics``, and the listeners (notebook 07
 import functools
 import logging
 from collections import Counter
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from flask import current_app
@@ -22,6 +23,9 @@ from apps.registry import (
     RegistryError,
 )
 from apps.registry.loader import parse_version
+
+if TYPE_CHECKING:
+    import prometheus_client
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,8 @@ class ModelService:
         self.problems: list[str] = []
         self.refused: dict[str, str] = {}  # a version that failed to replace production, and why
         self.unloaded: frozenset[str] = frozenset()  # unloaded by an administrator (notebook 08)
-        self.predictions_counter = None  # set by observability, when metrics are on
+        # set by observability, when metrics are on
+        self.predictions_counter: prometheus_client.Counter | None = None
         self.listeners: list = []  # called after each prediction: see predict()
         self._load_all()
 
@@ -213,4 +218,5 @@ class ModelService:
     @functools.cache  # noqa: B019 - one service per app, alive as long as the app
     def _counter(self, name: str, version: str, label: str):
         """The labelled counter, looked up once: ``labels()`` costs more than ``inc()``."""
-        return self.predictions_counter.labels(name, version, label)
+        counter = cast("prometheus_client.Counter", self.predictions_counter)  # set: see above
+        return counter.labels(name, version, label)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from apps.api.answers import TensorMetadata
 from apps.api.contracts import InferRequest, InputTensor
 from apps.api.errors import shorten, too_many_records
 from apps.api.formats import bad_request
@@ -21,7 +22,7 @@ from apps.registry import InputSchema, LoadedModel, Prediction
 from apps.registry.schema import Column
 
 
-def input_metadata(schema: InputSchema) -> list[dict]:
+def input_metadata(schema: InputSchema) -> list[TensorMetadata]:
     """The model's inputs as V2 tensors: one per column, shape [-1], BYTES or FP64."""
     return [
         {"name": c.name, "datatype": "BYTES" if c.type == "category" else "FP64", "shape": [-1]}
@@ -29,10 +30,10 @@ def input_metadata(schema: InputSchema) -> list[dict]:
     ]
 
 
-def output_metadata(model: LoadedModel) -> list[dict]:
+def output_metadata(model: LoadedModel) -> list[TensorMetadata]:
     """``predict`` (and ``predict_proba`` for classifiers), named as MLServer's sklearn runtime."""
     classification = model.manifest.task == "classification"
-    outputs = [
+    outputs: list[TensorMetadata] = [
         {"name": "predict", "datatype": "BYTES" if classification else "FP64", "shape": [-1]}
     ]
     if classification:
@@ -125,7 +126,9 @@ def model_outputs(
     model: LoadedModel, prediction: Prediction, choice: OutputChoice
 ) -> list[tuple[str, str, np.ndarray, bool]]:
     """The outputs asked for, as ``(name, datatype, array, binary)`` for the encoder."""
-    arrays = {"predict": prediction.outputs, "predict_proba": prediction.probabilities}
+    arrays = {"predict": prediction.outputs}
+    if prediction.probabilities is not None:  # a classifier's: output_metadata lists it
+        arrays["predict_proba"] = prediction.probabilities
     datatypes = {output["name"]: output["datatype"] for output in output_metadata(model)}
     names = choice.names or list(datatypes)  # none named: all of them
     return [(name, datatypes[name], arrays[name], choice.is_binary(name)) for name in names]

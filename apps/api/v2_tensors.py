@@ -16,11 +16,14 @@ as in every other format. This module knows no model.
 import math
 import re
 import struct
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 from flask import Response, current_app, request
 
 from apps.api import jsonio
+from apps.api.answers import OutputTensor
 from apps.api.bodies import within_value_limit
 from apps.api.contracts import InputTensor
 from apps.api.errors import ApiError
@@ -30,7 +33,8 @@ BINARY_HEADER = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 """What the server metadata announces, with the name Triton gives the extension."""
 
-FIXED_SIZE = {  # every datatype of the protocol but BYTES and BF16, as NumPy sees it
+# every datatype of the protocol but BYTES and BF16, as NumPy sees it
+FIXED_SIZE: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype("?"),
     "UINT8": np.dtype("<u1"),
     "UINT16": np.dtype("<u2"),
@@ -73,13 +77,13 @@ def read_infer_request() -> tuple[object, bytes | None]:
         )
     if not _LENGTH.fullmatch(length.strip()):
         raise bad_request(f"the {BINARY_HEADER} header must be a number of bytes")
-    body, length = request.get_data(), int(length)
-    if length > len(body):
+    body, json_bytes = request.get_data(), int(length)
+    if json_bytes > len(body):
         raise bad_request(
-            f"the {BINARY_HEADER} header says the JSON takes {length} bytes, "
+            f"the {BINARY_HEADER} header says the JSON takes {json_bytes} bytes, "
             f"but the whole body has {len(body)}"
         )
-    return parse_json(within_value_limit(body[:length])), body[length:]
+    return parse_json(within_value_limit(body[:json_bytes])), body[json_bytes:]
 
 
 def split_binary(inputs: list[InputTensor], binary: bytes | None) -> list:
@@ -182,7 +186,14 @@ def _from_json(name: str, datatype: str, values: list) -> list:
     kinds = set(map(type, values)) - {type(None)}
     numbers = [v for v in values if v is not None] if datatype in NUMBER_DATATYPES else []
     kind = FIXED_SIZE[datatype].kind if datatype in FIXED_SIZE else "S"
-    quick = {"S": {str}, "b": {bool}, "i": {int}, "u": {int}, "f": {int, float}}[kind]
+    by_kind: dict[str, set[type]] = {
+        "S": {str},
+        "b": {bool},
+        "i": {int},
+        "u": {int},
+        "f": {int, float},
+    }
+    quick = by_kind[kind]
     valid = kinds <= quick and (
         not numbers or all(json_problem(datatype, v) is None for v in (min(numbers), max(numbers)))
     )
@@ -247,7 +258,9 @@ def _python(array: np.ndarray) -> list:
     return values
 
 
-def encode(outputs: list[tuple[str, str, np.ndarray, bool]]) -> tuple[list[dict], list[bytes]]:
+def encode(
+    outputs: list[tuple[str, str, np.ndarray, bool]],
+) -> tuple[list[OutputTensor], list[bytes]]:
     """Output tensors ``(name, datatype, array, binary)`` as JSON tensors and binary data.
 
     A binary output carries ``parameters.binary_data_size`` instead of ``data``; its
@@ -255,7 +268,7 @@ def encode(outputs: list[tuple[str, str, np.ndarray, bool]]) -> tuple[list[dict]
     """
     tensors, blobs = [], []
     for name, datatype, array, binary in outputs:
-        tensor = {"name": name, "shape": list(array.shape), "datatype": datatype}
+        tensor: OutputTensor = {"name": name, "shape": list(array.shape), "datatype": datatype}
         if binary:
             blob = _to_binary(datatype, array)
             tensor["parameters"] = {"binary_data_size": len(blob)}
@@ -273,10 +286,11 @@ def _to_binary(datatype: str, array: np.ndarray) -> bytes:
     return b"".join(struct.pack("<I", len(element)) + element for element in encoded)
 
 
-def tensor_response(answer: dict, blobs: list[bytes]) -> Response:
+def tensor_response(answer: Mapping[str, object], blobs: list[bytes]) -> Response:
     """The answer as JSON, or as JSON then the binary data, with the header that splits them."""
     if not blobs:
-        return current_app.json.response(answer)
+        # flask types a JSON provider's answer as the sans-I/O base of its Response
+        return cast(Response, current_app.json.response(answer))
     header = jsonio.dumps(answer)
     response = Response(header + b"".join(blobs), mimetype="application/octet-stream")
     response.headers[BINARY_HEADER] = str(len(header))

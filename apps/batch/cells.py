@@ -48,7 +48,8 @@ def _typed_texts(texts: pa.Array, column: Column) -> tuple[np.ndarray, np.ndarra
             middle = len(texts) // 2
             first = _typed_texts(texts.slice(0, middle), column)
             second = _typed_texts(texts.slice(middle), column)
-            return tuple(np.concatenate(pair) for pair in zip(first, second, strict=True))
+            both = [np.concatenate((a, b)) for a, b in zip(first[:2], second[:2], strict=True)]
+            return both[0], both[1], first[2] + second[2]
         return np.full(len(texts), NUMBER), numbers, [""] * len(texts)
     schema = InputSchema([column])
     values = [typed_record({column.name: text}, schema)[column.name] for text in texts.to_pylist()]

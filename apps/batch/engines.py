@@ -10,8 +10,12 @@ dies); the commit protocol and the ledger make a second run of a chunk harmless.
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 from apps.batch.scoring import Job, score_chunk
+
+if TYPE_CHECKING:  # Dask is imported when a job uses it, not with this module
+    from dask.distributed import Client, LocalCluster
 
 
 def run_chunks(executor: Executor, job: Job, chunks: Iterable, in_flight: int) -> Iterator:
@@ -77,7 +81,8 @@ class DaskEngine:
         self, scheduler: str | None = None, workers: int = 2, dashboard: str = "127.0.0.1:8787"
     ):
         self.scheduler, self.workers, self.dashboard_address = scheduler, workers, dashboard
-        self.cluster = self.client = None
+        self.cluster: LocalCluster | None = None
+        self.client: Client  # set on entering the ``with`` block
 
     def __enter__(self) -> "DaskEngine":
         from dask.distributed import Client, LocalCluster

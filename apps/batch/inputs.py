@@ -12,6 +12,7 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from apps.registry import InputSchema
 
@@ -45,10 +46,12 @@ class Source:
     path: Path | None = None
     data: bytes | None = field(default=None, repr=False)
 
-    def open_raw(self) -> io.BufferedIOBase:
+    def open_raw(self) -> BinaryIO:
         """The file's bytes as stored (compressed, for gzip)."""
         if self.data is not None:
             return io.BytesIO(self.data)
+        if self.path is None:
+            raise ValueError(f"{self.label}: a source needs a path or data")
         return open(self.path, "rb")
 
     def sha256(self) -> str:
@@ -97,12 +100,19 @@ def open_inputs(arguments: list[str], schema: InputSchema, keep: list[str]) -> l
     return sources
 
 
+def _path_of(label: str, path: Path | None) -> Path:
+    """The path of a source given by path (one given by its bytes has ``data`` instead)."""
+    if path is None:
+        raise ValueError(f"{label}: a source needs a path or data")
+    return path
+
+
 def inspect(
     label: str, schema: InputSchema, keep: list[str], *, path: Path | None = None, data=None
 ) -> Source:
     """Recognise one input by its first bytes and check it as a whole."""
     try:
-        size = len(data) if data is not None else path.stat().st_size
+        size = len(data) if data is not None else _path_of(label, path).stat().st_size
         with Source(label, "?", size, (), path, data).open_raw() as raw:
             start = raw.read(4)
     except OSError as error:

@@ -97,7 +97,7 @@ def run(settings: Settings, stream=None, announce=print) -> dict:
     started = _now()
     with engine:
         clock = time.monotonic()  # from here: a cluster's start-up is not the job's speed
-        if settings.engine == "dask":
+        if isinstance(engine, DaskEngine):
             announce(f"Dask dashboard: {engine.dashboard}")
         if output.done:
             announce(f"resuming: {len(output.done)} chunks were committed by an earlier run")

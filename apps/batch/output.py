@@ -28,7 +28,7 @@ class OutputError(Exception):
 class Output:
     """An output folder, opened for a job with this ``identity``; resumes if it can."""
 
-    def __init__(self, folder: Path, identity: dict):
+    def __init__(self, folder: str | Path, identity: dict):
         self.folder, self.identity = Path(folder), identity
         self.done: dict[tuple[int, int], dict] = {}
         self.finished = False
@@ -36,7 +36,7 @@ class Output:
         self.first_started: str | None = None
 
     @classmethod
-    def open(cls, folder: Path, identity: dict) -> "Output":
+    def open(cls, folder: str | Path, identity: dict) -> "Output":
         """Start a new output folder, or reopen one that the same job began."""
         output = cls(folder, identity)
         ledger = output.folder / LEDGER

@@ -145,12 +145,13 @@ def score_chunk(job: Job, chunk) -> dict:
     read = read_chunk(chunk, source.format, source.columns, model.schema, list(job.keep))
     scored, rejects = score(read, source.label, model, job.keep)
     name = f"part-{chunk.source:05d}-{chunk.index:06d}"
-    files, entry = {}, {"chunk": [chunk.source, chunk.index]}
+    files = {}
+    entry: dict[str, object] = {"chunk": [chunk.source, chunk.index]}
     if scored.num_rows:
         files[f"{SCORED}/{name}.{job.format}"] = encode(scored, job.format)
     if rejects.num_rows:
-        entry["rejects"] = f"{REJECT_PARTS}/{name}.csv"
-        files[entry["rejects"]] = encode(rejects, "csv")
+        entry["rejects"] = rejects_file = f"{REJECT_PARTS}/{name}.csv"
+        files[rejects_file] = encode(rejects, "csv")
     for relative, data in files.items():
         write_atomically(Path(job.output) / relative, data)
     bad_rows = len(set(rejects["source_row"].to_pylist()))

@@ -198,7 +198,7 @@ class PenguinClient:
         method: str,
         path: str,
         *,
-        json: object = None,
+        json: Any = None,
         retry_on: Collection[int] = RETRY_STATUSES,
         accept: Collection[int] = (),
     ) -> requests.Response:

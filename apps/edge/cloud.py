@@ -33,13 +33,16 @@ def dockerfile_settings(path: Path) -> tuple[set[int], dict[str, str], list[str]
     COPY sources from the build context (not those ``--from`` another stage).
     """
     text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    ports, env, copies = set(), {}, []
+    ports: set[int] = set()
+    env: dict[str, str] = {}
+    copies: list[str] = []
     for words in map(str.split, text.splitlines()):
         instruction = words[0].upper() if words else ""
         if instruction == "EXPOSE":
             ports.update(int(word.split("/")[0]) for word in words[1:])
         elif instruction == "ENV":
-            env.update(word.split("=", 1) for word in words[1:] if "=" in word)
+            pairs = (word.partition("=") for word in words[1:] if "=" in word)
+            env.update((key, value) for key, _, value in pairs)
         elif instruction == "COPY" and not any(w.startswith("--from") for w in words):
             copies += [word for word in words[1:-1] if not word.startswith("--")]
     return ports, env, copies
@@ -50,6 +53,16 @@ def _get(mapping: object, *keys: str) -> object:
     for key in keys:
         mapping = mapping.get(key) if isinstance(mapping, dict) else None
     return mapping
+
+
+def _mapping(value: object) -> dict:
+    """``value`` if it is a mapping, else an empty one: a malformed file is reported, not fatal."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    """``value`` if it is a list, else an empty one: a malformed file is reported, not fatal."""
+    return value if isinstance(value, list) else []
 
 
 def mebibytes(quantity: object) -> float | None:
@@ -78,7 +91,7 @@ def check_cloud_run(path: Path = CLOUD_RUN_FILE) -> list[str]:
     import yaml
 
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    notes = _get(doc, "spec", "template", "metadata", "annotations") or {}
+    notes = _mapping(_get(doc, "spec", "template", "metadata", "annotations"))
     scale = "autoscaling.knative.dev/"
     checks = [
         (
@@ -96,29 +109,32 @@ def check_cloud_run(path: Path = CLOUD_RUN_FILE) -> list[str]:
     checks += [
         (isinstance(v, str), f"annotation {k} must be a string: quote it") for k, v in notes.items()
     ]
-    spec = _get(doc, "spec", "template", "spec") or {}
-    containers = spec.get("containers") or []
+    spec = _mapping(_get(doc, "spec", "template", "spec"))
+    containers = _list(spec.get("containers"))
     checks.append((len(containers) == 1, "spec.template.spec must have exactly one container"))
     problems = [problem for ok, problem in checks if not ok]
-    return problems + (_check_api_container(containers[0], spec) if len(containers) == 1 else [])
+    if len(containers) != 1:
+        return problems
+    return problems + _check_api_container(_mapping(containers[0]), spec)
 
 
 def _check_api_container(container: dict, spec: dict) -> list[str]:
     """The container of the Cloud Run service against the lean image and the real API."""
     ports, image_env, _ = dockerfile_settings(API_DOCKERFILE)
     port = int(image_env["API_PORT"])
-    env = {entry.get("name"): entry for entry in container.get("env") or []}
+    env = {entry.get("name"): entry for entry in map(_mapping, _list(container.get("env")))}
     value = {name: str(entry.get("value", "")) for name, entry in env.items()}
     slots = int(value.get("API_WORKERS") or 2) * int(value.get("API_THREADS") or 4)
     memory = mebibytes(_get(container, "resources", "limits", "memory")) or 0
     probes = {
-        kind: _get(container, kind, "httpGet") or {} for kind in ("startupProbe", "livenessProbe")
+        kind: _mapping(_get(container, kind, "httpGet"))
+        for kind in ("startupProbe", "livenessProbe")
     }
     answering = open_routes([probe.get("path", "") for probe in probes.values()])
     checks = [
         (str(container.get("image")).endswith(f"/{LEAN_IMAGE}"), f"image must be .../{LEAN_IMAGE}"),
         (
-            [p.get("containerPort") for p in container.get("ports") or []] == [port]
+            [_get(p, "containerPort") for p in _list(container.get("ports"))] == [port]
             and port in ports,
             f"containerPort must be {port}, the image's API_PORT",
         ),

@@ -196,9 +196,10 @@ def _member(archive: tarfile.TarFile, name: str) -> bytes:
         member = archive.getmember(name)
     except KeyError:
         raise RuntimeIntegrityError(f"the package has no file {name}") from None
-    if not member.isfile():
+    file = archive.extractfile(member) if member.isfile() else None
+    if file is None:
         raise RuntimeIntegrityError(f"{name} in the package is not a regular file")
-    return archive.extractfile(member).read()
+    return file.read()
 
 
 def ensure(target: Path = RUNTIME_DIR) -> bool:

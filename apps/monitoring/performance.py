@@ -36,7 +36,7 @@ def mean_interval(values, confidence: float = CONFIDENCE):
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def classification_figures(predicted: list, true: list) -> dict:
+def classification_figures(predicted: list | np.ndarray, true: list | np.ndarray) -> dict:
     """Accuracy (with its Wilson interval) and balanced accuracy of labelled rows."""
     predicted, true = np.asarray(predicted, object), np.asarray(true, object)
     labelled = len(true)

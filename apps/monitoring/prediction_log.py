@@ -97,7 +97,7 @@ def database_rows(served: Served, source: str = "api") -> list[dict]:
                 "label": str(outputs[i]) if classifier else None,
                 "value": None if classifier else float(outputs[i]),
                 "probabilities": dict(zip(prediction.classes, probabilities[i], strict=True))
-                if classifier
+                if probabilities is not None
                 else None,
                 "latency_ms": served.latency_ms,
             }
@@ -138,7 +138,7 @@ class PredictionLog:
         self.flush_seconds, self.retention_days = flush_seconds, retention_days
         self.counters = counters or Counters()
         self.written = self.dropped = 0  # this process's totals
-        self._pid = None  # the process whose writer runs; None: not started
+        self._pid: int | None = None  # the process whose writer runs; None: not started
         self._parent = os.getpid()  # the process that made the engine
         self._closed = False
 

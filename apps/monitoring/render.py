@@ -42,7 +42,8 @@ def drift_figure(report: dict) -> Figure:
                 flagged.append((i, test["effect"]))
         axes.plot(range(len(windows)), values, marker="o", markersize=3, label=column)
         if flagged:
-            axes.scatter(*zip(*flagged, strict=True), s=70, facecolors="none", edgecolors="red")
+            at, effects = zip(*flagged, strict=True)
+            axes.scatter(at, effects, s=70, facecolors="none", edgecolors="red")
     axes.axhline(report["psi_threshold"], color="grey", linestyle="--", linewidth=1)
     axes.set_xticks(range(len(windows)), labels, rotation=45, ha="right", fontsize=8)
     axes.set(ylabel="PSI (shift size)", title="Drift over time (red ring: drift detected)")

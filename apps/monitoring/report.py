@@ -142,7 +142,8 @@ def build_report(
     manifest = registry.manifest(model, version)
     profile = reference_profile(registry, engine, model, version)
     classification = manifest.task == "classification"
-    windows, latest_rows = [], []
+    windows: list[dict] = []
+    latest_rows: list[dict] = []
     for bounds in window_bounds(since, until, window):
         part = [r for r in rows if bounds[0] <= r["logged_at"] < bounds[1]]
         windows.append(_window(profile, part, bounds, classification, alpha))

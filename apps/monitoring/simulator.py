@@ -132,6 +132,7 @@ class Sender:
 
     def _send(self, event: Event) -> int:
         headers = {"X-Request-ID": event.request_id, "X-Simulated-Time": event.at.isoformat()}
+        body: dict[str, object]
         if event.kind == "predict":
             url, body = f"{self.base}/predict", {"records": event.records}
         else:

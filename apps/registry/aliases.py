@@ -45,9 +45,11 @@ class Aliases:
             "action": action,
             "reason": reason,
         }
-        versions = {**self.versions, alias: version}
+        versions = dict(self.versions)
         if version is None:
-            del versions[alias]
+            versions.pop(alias, None)
+        else:
+            versions[alias] = version
         return Aliases(versions, (*self.history, entry))
 
 

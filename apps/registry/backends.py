@@ -114,7 +114,9 @@ def _texts(values: np.ndarray) -> np.ndarray:
     few times faster on large batches); anything else is looked at value by value.
     """
     if set(map(type, values)) <= {str, type(None)}:
-        return np.where(np.equal(values, None), "", values)
+        # NumPy's stubs leave out None, which an object array compares element by element.
+        missing = np.equal(values, None)  # type: ignore[call-overload]
+        return np.where(missing, "", values)
     return np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
 
 

@@ -123,7 +123,7 @@ class LoadedModel:
         """Predict once, for a valid record made up from the schema (the first category,
         the middle of each range): a version that cannot answer is found out before it
         serves anyone, and the first real request does not pay for lazy set-up."""
-        record = {}
+        record: dict[str, object] = {}
         for column in self.schema.columns:
             if column.type == "category":
                 record[column.name] = column.categories[0] if column.categories else None

@@ -58,7 +58,7 @@ def category_summary(values: Sequence, categories: Sequence[str]) -> dict:
 
 
 def build_profile(
-    frame: Mapping[str, Sequence],
+    frame: Mapping[str, Sequence | np.ndarray],
     columns: Sequence[Mapping],
     predictions: Sequence,
     classes: Sequence[str] = (),

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import NoneType
+from typing import cast
 
 import numpy as np
 
@@ -174,7 +175,8 @@ class Cells:
     @classmethod
     def _one_by_one(cls, values: Sequence) -> "Cells":
         """Cells from values of any types, sorted one at a time."""
-        kinds, numbers, text_ids, texts = [], [], [], {}
+        kinds, numbers, text_ids = [], [], []
+        texts: dict = {}
         for value in values:
             kind, number, text_id = OTHER, 0.0, 0
             if value is None:
@@ -259,14 +261,14 @@ class InputSchema:
             (position, column.codes(cells[column.name]))
             for position, column in enumerate(self.columns)
         ]
-        rows = [np.flatnonzero(codes) for _, codes in found]
+        hits = [np.flatnonzero(codes) for _, codes in found]
         columns = np.concatenate(
-            [np.full(len(r), p) for r, (p, _) in zip(rows, found, strict=True)] + [np.zeros(0, int)]
+            [np.full(len(r), p) for r, (p, _) in zip(hits, found, strict=True)] + [np.zeros(0, int)]
         )
         codes = np.concatenate(
-            [codes[r] for r, (_, codes) in zip(rows, found, strict=True)] + [np.zeros(0, np.uint8)]
+            [codes[r] for r, (_, codes) in zip(hits, found, strict=True)] + [np.zeros(0, np.uint8)]
         )
-        rows = np.concatenate([*rows, np.zeros(0, int)])
+        rows = np.concatenate([*hits, np.zeros(0, int)])
         order = np.lexsort((columns, rows))
         return Problems(rows[order], columns[order], codes[order])
 
@@ -330,15 +332,15 @@ class InputSchema:
                 )
                 for column in self.columns
             }
-            problems = self.check(cells)
-            fields, messages = self.describe(problems)
-            for row, field, message in zip(problems.rows.tolist(), fields, messages, strict=True):
+            checked = self.check(cells)
+            fields, messages = self.describe(checked)
+            for row, field, message in zip(checked.rows.tolist(), fields, messages, strict=True):
                 found.setdefault(objects[row], []).append({"field": field, "message": message})
         problems = [{"row": row, **problem} for row in sorted(found) for problem in found[row]]
         valid = [index for index in range(len(records)) if index not in found]
         return valid, problems, cells
 
-    def validate(self, records: list[object]) -> dict[str, np.ndarray]:
+    def validate(self, records: Sequence[object]) -> dict[str, np.ndarray]:
         """Check every record and return the columns, or raise :class:`ValidationError`.
 
         This is what a request needs: all or nothing, with every problem listed.
@@ -348,9 +350,11 @@ class InputSchema:
         _, problems, cells = self._partition(list(records))
         if problems:
             raise ValidationError(problems)
-        return self.to_columns(records) if cells is None else self.columns_of(cells)
+        if cells is None:  # no problems: every record is a mapping
+            return self.to_columns(cast("Sequence[Mapping]", records))
+        return self.columns_of(cells)
 
-    def to_columns(self, records: list[Mapping]) -> dict[str, np.ndarray]:
+    def to_columns(self, records: Sequence[Mapping]) -> dict[str, np.ndarray]:
         """Turn valid records into one NumPy array per column, the models' input.
 
         Numbers become float64 with NaN for missing values; categories become object
@@ -371,6 +375,7 @@ class InputSchema:
         """A JSON Schema for one record, for documentation and API clients."""
         properties = {}
         for column in self.columns:
+            prop: dict[str, object]
             if column.type == "category":
                 prop = {"type": "string", "enum": list(column.categories)}
             else:

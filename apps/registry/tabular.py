@@ -7,7 +7,7 @@ number is kept as text, so that the schema reports it like any other wrong value
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from apps.registry.schema import InputSchema
 
@@ -41,7 +41,7 @@ def iter_csv(lines: Iterable[str], schema: InputSchema) -> Iterator[dict]:
         raise CsvError(f"the CSV text cannot be read (line {reader.line_num}): {error}") from None
 
 
-def check_header(names: list[str]) -> None:
+def check_header(names: Sequence[str]) -> None:
     """Refuse a header that names a column twice: each row would keep only the last cell."""
     seen = set()
     for name in names:

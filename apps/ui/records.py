@@ -8,6 +8,7 @@ can call them directly. The columns they work from are the manifest's input sche
 import csv
 import io
 from dataclasses import dataclass, field
+from typing import cast
 
 import pandas as pd
 
@@ -67,7 +68,7 @@ def read_csv(data: bytes, columns: list[dict]) -> CsvFile:
     used = [name for name in header if name in schema.by_name]
     try:
         for row in reader:
-            cells = {name: row[name] for name in used}
+            cells: dict[str | None, object] = {name: row[name] for name in used}
             if None in row:  # more cells than the header has names: the schema flags them
                 cells[None] = row.pop(None)
             file.rows.append({name: (cell or "") for name, cell in row.items()})
@@ -173,7 +174,7 @@ def compare(value: object, column: dict, values: pd.Series) -> str:
     if not len(known):
         return "no penguins to compare with"
     if column["type"] == "number":
-        below = percentile(value, known)
+        below = percentile(cast(float, value), known)  # a number, in a number column
         typical = describe_value(float(known.median()), column)
         return f"larger than {below:.0f}% of {len(known)} penguins (median {typical})"
     share = float((known == value).mean() * 100)

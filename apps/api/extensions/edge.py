@@ -50,7 +50,10 @@ def init_app(app: Flask) -> None:
         return
     service = app.extensions["model_service"]
     versions = sorted(service.models)  # only what the API itself loaded and serves
-    files = {**site.page_files(), **site.model_files(service.registry, versions, True)}
+    files: dict[str, Path | bytes] = {
+        **site.page_files(),
+        **site.model_files(service.registry, versions, True),
+    }
     try:
         files.update(site.runtime_files(app.config.get("EDGE_RUNTIME_DIR", runtime.RUNTIME_DIR)))
         problem = None

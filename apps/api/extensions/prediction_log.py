@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import Flask, g, has_request_context, request
@@ -21,7 +22,8 @@ from apps.api.extensions import add_hook
 from apps.monitoring.db import connect, create_tables
 from apps.monitoring.prediction_log import Counters, PredictionLog, Served, model_ref
 
-SETTINGS = {  # name: (default, parse); each is also read from the environment
+# name: (default, parse); each is also read from the environment
+SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {
     "PREDICTION_LOG": (True, lambda v: v.strip().lower() not in ("0", "off", "false", "no")),
     "MONITORING_DB_URL": (None, str),  # None: $MONITORING_DB_URL's default, var/monitoring.db
     "PREDICTION_LOG_MAX_ROWS": (100_000, int),  # the queue's bound, per worker
@@ -77,7 +79,10 @@ def make_listener(log: PredictionLog, service):
 
     Each version is named by the sha256 of its manifest (:func:`model_ref`), read once.
     """
-    refs = {key: model_ref(service.registry, *key, service.backend) for key in service.models}
+    refs = {
+        (name, version): model_ref(service.registry, name, version, service.backend)
+        for name, version in service.models
+    }
 
     def listener(model, columns, prediction) -> None:
         if has_request_context():

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, g, has_request_context
@@ -35,7 +36,7 @@ from apps.registry.publishing import locked, replace_file
 
 log = logging.getLogger(__name__)
 
-SETTINGS = {  # name: (default, parse)
+SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {  # name: (default, parse)
     "ROLLOUT_WATCH": (True, lambda v: v.strip().lower() not in ("0", "off", "false", "no")),
     "ROLLOUT_POLL_SECONDS": (0.2, float),
     "ROLLOUT_STATE_DIR": (None, str),
@@ -86,15 +87,11 @@ def state_folder(configured: str | None) -> Path:
     """The configured folder; under gunicorn, a folder in the server's run folder (which
     every worker shares and the master removes); else a temporary one removed when this
     process exits (the app is loaded before any fork, so that every worker shares it)."""
-    shared = (
-        Path(os.environ["API_RUN_FOLDER"]) / "repository"
-        if "API_RUN_FOLDER" in os.environ
-        else None
-    )
-    if configured or shared:
-        folder = Path(configured) if configured else shared
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    run_folder = os.environ.get("API_RUN_FOLDER")
+    chosen = configured or (os.path.join(run_folder, "repository") if run_folder else None)
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     folder, creator = tempfile.mkdtemp(prefix="api-repository-"), os.getpid()
 
     def remove() -> None:

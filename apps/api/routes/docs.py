@@ -32,6 +32,8 @@ def swagger_ui_folder() -> Path:
     fetched from a CDN and the docs work offline.
     """
     spec = importlib.util.find_spec("flask_openapi3_swagger")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("flask-openapi3-swagger is not installed: the docs need its files")
     return Path(spec.submodule_search_locations[0]) / "templates" / "swagger"
 
 

@@ -87,7 +87,7 @@ def checked_truth(truth: str | float, model) -> tuple[str | None, float | None]:
     elif not classes and not (isinstance(truth, int | float) and math.isfinite(truth)):
         problem = "must be a finite number"
     else:
-        return (truth, None) if classes else (None, float(truth))
+        return (str(truth), None) if classes else (None, float(truth))
     details = [{"row": None, "field": "truth", "message": problem}]
     raise ApiError(422, "invalid_input", f"truth: {problem}", details)
 

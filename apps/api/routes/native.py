@@ -1,8 +1,10 @@
 """The API's own routes: list models, describe one, and predict."""
 
+from typing import cast
+
 from flask import Blueprint, g, jsonify
 
-from apps.api.answers import ModelList, ModelMetadata, PredictAnswer
+from apps.api.answers import ModelList, ModelMetadata, OnePrediction, PredictAnswer
 from apps.api.contracts import PredictRequest
 from apps.api.formats import json_body, native_records
 from apps.api.openapi import PREDICT_ERRORS, documented
@@ -47,7 +49,7 @@ def blueprint() -> Blueprint:
             "version": model.version,
             "backend": service.backend,
             "request_id": g.request_id,
-            "predictions": prediction.as_records(),
+            "predictions": cast("list[OnePrediction]", prediction.as_records()),
         }
         return jsonify(answer)
 

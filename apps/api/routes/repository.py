@@ -84,7 +84,7 @@ def optional_body() -> object:
 
 def entries(service) -> list[RepositoryEntry]:
     """One entry per version in the registry, of every model this server is set to serve."""
-    found = []
+    found: list[RepositoryEntry] = []
     for name in service.names:
         try:
             versions = service.registry.versions(name)
@@ -113,7 +113,7 @@ def entries(service) -> list[RepositoryEntry]:
 def answer(name: str) -> RepositoryAnswer:
     service = model_service()
     version = service.production.get(name)
-    state = "READY" if version is not None else "UNAVAILABLE"
+    state: Literal["READY", "UNAVAILABLE"] = "READY" if version is not None else "UNAVAILABLE"
     return {"name": name, "state": state, "version": None if version is None else str(version)}
 
 
