@@ -70,6 +70,7 @@ def test_containers_build_and_serve(tmp_path):
             ["bash", str(SCRIPT)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHON": sys.executable},  # for docker/make_certs.py
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
