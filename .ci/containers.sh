@@ -259,8 +259,9 @@ if [ -z "${PYTHON:-}" ]; then
     PYTHON=python3
     [ -x .venv/bin/python ] && PYTHON=.venv/bin/python
 fi
-export TLS_DIR=$WORK/tls
+TLS_DIR=$WORK/tls
 $SUDO "$PYTHON" docker/make_certs.py "$TLS_DIR" --owner 10001 >/dev/null
+export TLS_CERT_FILE=$TLS_DIR/server.pem TLS_KEY_FILE=$TLS_DIR/server.key
 TLS_CA=$TLS_DIR/ca.pem
 STACK_UP=1
 compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; fail "compose up"; }

@@ -13,6 +13,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from packaging.version import Version
@@ -43,7 +44,7 @@ def affects(advisory: dict, name: str, version: str) -> bool:
 class OsvSnapshot(BaseHTTPRequestHandler):
     """``POST /v1/query`` as osv.dev answers it, from the snapshot; counts the queries."""
 
-    queries: list = []
+    queries: ClassVar[list] = []
 
     def do_POST(self):
         query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

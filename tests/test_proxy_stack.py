@@ -87,7 +87,8 @@ def stack(tmp_path_factory):
     env = {
         "VERSION": "ci",
         "API_KEY_FILE": str(made["keys"]),
-        "TLS_DIR": str(made["tls"]),
+        "TLS_CERT_FILE": str(made["tls"] / "server.pem"),
+        "TLS_KEY_FILE": str(made["tls"] / "server.key"),
         "API_RATE_LIMIT": f"{RATE_LIMIT}/minute",
         **{name: str(port) for name, port in ports.items()},
     }
