@@ -11,7 +11,10 @@ over real sockets on 127.0.0.1, as a client on the network would:
   by more than a second (the figure is printed);
 * one replica killed during a load of predictions: no request fails;
 * the rate limit, counted in Redis, holds across both replicas (limit +- 1);
-* the hardening of every container, and the key files readable by their owner only.
+* the hardening of every container, and the key files readable by their owner only;
+* no secret in any image: each image's history and every file of every layer (from
+  ``podman save``) are searched for the keys, the CA's and the server's private keys, and
+  a canary file put in ``secrets/`` (inside the build context) before the build.
 
 Like ``tests/test_containers.py`` it runs in CI or with ``RUN_CONTAINER_TESTS=1``, after
 ``.ci/containers.sh`` has made the base image (it builds what is missing, from cache).
@@ -19,6 +22,7 @@ Like ``tests/test_containers.py`` it runs in CI or with ``RUN_CONTAINER_TESTS=1`
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -28,6 +32,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import warnings
@@ -83,6 +88,11 @@ def stack(tmp_path_factory):
         skip_or_fail("the stack test runs as root (the key files are given to user 10001)")
     workdir = tmp_path_factory.mktemp("stack")
     made = make_secrets(workdir)
+    # A secret where a careless Dockerfile (COPY . .) or .dockerignore would pick it up.
+    canary = ROOT / "secrets" / f"layer-canary-{secrets.token_hex(4)}.txt"
+    canary.parent.mkdir(exist_ok=True)
+    made["canary"] = secrets.token_urlsafe(24)
+    canary.write_text(made["canary"] + "\n")
     ports = {"HTTP_PORT": free_port(), "HTTPS_PORT": free_port(), "UI_PORT": free_port()}
     env = {
         "VERSION": "ci",
@@ -92,7 +102,7 @@ def stack(tmp_path_factory):
         "API_RATE_LIMIT": f"{RATE_LIMIT}/minute",
         **{name: str(port) for name, port in ports.items()},
     }
-    with Stack("penguins-proxy-test", workdir, env) as running:
+    with Stack("penguins-proxy-test", workdir, env) as running, removing(canary):
         if running.podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
             skip_or_fail(f"no {BASE_IMAGE}: run .ci/containers.sh first (it makes it)")
         running.remove()  # a stack left by a killed run
@@ -111,6 +121,14 @@ def stack(tmp_path_factory):
         running.made = made
         wait_until_ready(running)
         yield running
+
+
+@contextlib.contextmanager
+def removing(path: Path):
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def wait_until_ready(stack, seconds: float = 60) -> None:
@@ -372,3 +390,76 @@ def test_killing_a_replica_under_load_fails_no_request(stack):
     assert before > 0 and sum(statuses.values()) > before  # load ran before and after
     assert not errors, errors[:3]
     assert set(statuses) == {200}, statuses
+
+
+# --- hardening and secrets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["proxy", "api", "redis"])
+def test_every_container_is_hardened(stack, service):
+    for container in stack.containers(service):
+        facts = stack.inspect(container)
+        host = facts["HostConfig"]
+        assert facts["EffectiveCaps"] in (None, []), facts["EffectiveCaps"]  # cap_drop: ALL
+        assert host["ReadonlyRootfs"] is True
+        assert any("no-new-privileges" in option for option in host["SecurityOpt"] or [])
+        assert 0 < host["PidsLimit"] <= 256
+        assert host["LogConfig"]["Type"] in ("json-file", "k8s-file")
+        assert host["LogConfig"]["Size"] not in (None, "", "0B", "-1B") or host["LogConfig"].get(
+            "Config", {}
+        ).get("max-size")
+
+
+def test_key_files_are_readable_by_their_owner_only(stack):
+    (api, *_) = stack.containers("api")
+    (proxy,) = stack.containers("proxy")
+    for container, path in ((api, "/run/secrets/api_key"), (proxy, "/run/secrets/tls_key")):
+        mode = stack.podman("exec", container, "stat", "-L", "-c", "%a %u", path).stdout
+        assert mode.split() == ["600", str(CONTAINER_USER)], (container, path, mode)
+
+
+def layer_files(archive: Path):
+    """(name, bytes) of every file of every layer of a ``podman save`` archive."""
+    with tarfile.open(archive) as image:
+        for member in image:
+            if not member.isfile():
+                continue
+            blob = image.extractfile(member)
+            if member.name.endswith(".tar") or member.name.endswith("/layer.tar"):
+                with tarfile.open(fileobj=blob, mode="r|*") as layer:
+                    for entry in layer:
+                        if entry.isfile():
+                            yield member.name + ":" + entry.name, layer.extractfile(entry).read()
+            else:
+                yield member.name, blob.read()
+
+
+def needles_of(made: dict) -> dict[str, bytes]:
+    found = {"canary": made["canary"].encode()}
+    keys = made["keys"].read_text().split()
+    found |= {f"api key {n}": key.encode() for n, key in enumerate(keys)}
+    for name in ("ca.key", "server.key"):  # a line from the middle of each PEM
+        lines = (made["tls"] / name).read_text().splitlines()
+        found[name] = lines[len(lines) // 2].encode()
+    return found
+
+
+@pytest.mark.parametrize("service", ["proxy", "api", "redis"])
+def test_no_secret_is_in_any_image_layer(stack, service, tmp_path):
+    (container, *_) = stack.containers(service)
+    image = stack.inspect(container)["Image"]
+    needles = needles_of(stack.made)
+    history = stack.podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert not [name for name, needle in needles.items() if needle.decode() in history]
+    archive = tmp_path / "image.tar"
+    stack.podman("save", "--format", "docker-archive", "-o", str(archive), image, timeout=600)
+    files = leaks = 0
+    for name, data in layer_files(archive):
+        files += 1
+        for what, needle in needles.items():
+            if needle in data:
+                leaks += 1
+                print(f"{what} found in {name}")
+    print(f"\n{service}: {files} files searched for {len(needles)} secrets")
+    assert files > 1000  # the layers were really read (a Debian base alone has thousands)
+    assert leaks == 0
