@@ -252,6 +252,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "models", root / "models")
     for requirements in [ROOT / "pyproject.toml", *ROOT.glob("requirements*.txt")]:
         shutil.copy2(requirements, root / requirements.name)  # notebook 05 reads them
+    shutil.copytree(ROOT / "hashes", root / "hashes")  # what the Dockerfiles install
     (root / "apps").mkdir()
     (root / "docker").mkdir()
 
