@@ -151,6 +151,45 @@ def test(args: list[str]) -> int:
     return code
 
 
+AUDITED = ("requirements.txt", *sorted(p.name for p in ROOT.glob("requirements-*.txt")))
+"""Every pinned list: the course's environment and each image's."""
+
+
+NOT_AUDITED = 3
+"""``audit``'s exit code when some package could not be checked (no advisory service)."""
+
+
+def audit(args: list[str]) -> int:
+    """Set up, then check every pinned package against known vulnerabilities (pip-audit).
+
+    Exit 0: every package checked, none vulnerable. 1: a known vulnerability. 3: some
+    package could not be checked (offline, say). pip-audit itself reports such a
+    package and still exits 0 unless ``--strict``, so an audit that checked nothing
+    would pass: here ``--strict`` is always on, and the two failures are told apart.
+    The pins are audited as written (``--no-deps --disable-pip``): nothing is installed.
+    Extra arguments go to pip-audit, e.g. ``-s osv --osv-url URL`` for another advisory
+    service, or ``--ignore-vuln ID`` for an advisory you have judged and accepted.
+    """
+    code = setup()
+    if code:
+        return code
+    files = [arg for name in AUDITED for arg in ("-r", name)]
+    options = ["--strict", "--no-deps", "--disable-pip", "--progress-spinner", "off"]
+    command = [str(venv_python()), "-m", "pip_audit", *options, *files, *args]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    print(result.stdout, end="")
+    print(result.stderr, end="", file=sys.stderr)
+    if result.returncode == 0:
+        say("audit: every pinned package was checked; no known vulnerability")
+        return 0
+    if "known vulnerabilit" in result.stderr:  # "Found 2 known vulnerabilities in 1 package"
+        say("audit: FAILED, see the vulnerabilities above")
+        return 1
+    say("audit: NOT DONE, some package could not be checked (see above): no advisory")
+    say("service answered, or it did not know the package; nothing was assumed safe")
+    return NOT_AUDITED
+
+
 def lint() -> int:
     """Set up, then check the code and its formatting with ruff, and apps/ with mypy, as CI does.
 
@@ -182,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("test", help="set up, then run the tests and notebooks (pytest)")
     commands.add_parser("lint", help="set up, then run ruff check, ruff format --check and mypy")
+    commands.add_parser(
+        "audit", help="set up, then check every pinned package for known vulnerabilities"
+    )
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("start", "train", "key", "test"):
+    if rest and args.command not in ("start", "train", "key", "test", "audit"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "setup":
@@ -196,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             return key(rest)
         if args.command == "test":
             return test(rest)
+        if args.command == "audit":
+            return audit(rest)
         return lint()
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -9,17 +9,18 @@
 # the real base image; the Dockerfiles and compose.yaml are the same for both.
 #
 # Steps: install what is missing; hadolint the Dockerfiles; validate compose.yaml; build
-# the API (full and onnx variants), the UI and the batch job through podman-compose; start
-# the stack; check health, a prediction with the API key, the UI and its link to the API
-# by service name; run the lean ONNX image alone and check that scikit-learn is not in it;
+# the API (full and onnx variants), the UI, the batch job, the proxy and Redis through
+# podman-compose; start the stack; check health, a prediction with the API key through the
+# proxy (TLS, with a CA made for the run), the UI and its link to the API by service name; run the lean ONNX image alone and check that scikit-learn is not in it;
 # run the batch service (compose profile "batch") on a small file and check its output;
 # tear everything down (also on failure); print build times and image sizes, and write
 # them to artifacts/containers.md.
 #
 # Only 127.0.0.1 is targeted. Environment (all optional): CONTAINER_TOOLS_DIR (where the
-# tools venv is kept), CI_API_PORT, CI_UI_PORT, CI_LEAN_PORT (host ports, default 18000,
-# 18501, 18100), PIP_CA_FILE (CA bundle for pip inside builds; default: $SSL_CERT_FILE or
-# pip's `cert` setting, if any).
+# tools venv is kept), CI_HTTPS_PORT, CI_HTTP_PORT, CI_UI_PORT, CI_LEAN_PORT (host ports,
+# default 18443, 18080, 18501, 18100), PIP_CA_FILE (CA bundle for pip inside builds;
+# default: $SSL_CERT_FILE or pip's `cert` setting, if any), PYTHON (an interpreter with
+# the course's packages, for docker/make_certs.py; default .venv's, else python3).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,7 +31,8 @@ BASE_IMAGE=localhost/python-base:ci
 PROJECT=penguins-ci
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' apps/__init__.py | head -n 1)
 TOOLS_DIR=${CONTAINER_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/penguins-deploy-course/container-tools}
-API_PORT=${CI_API_PORT:-18000}
+HTTPS_PORT=${CI_HTTPS_PORT:-18443}
+HTTP_PORT=${CI_HTTP_PORT:-18080}
 UI_PORT=${CI_UI_PORT:-18501}
 LEAN_PORT=${CI_LEAN_PORT:-18100}
 LEAN_NAME=$PROJECT-api-onnx
@@ -65,7 +67,7 @@ cleanup() {
         # Images stay: the build stages' untagged layers are the cache of the next run.
         podman rm --force --ignore "$LEAN_NAME" >/dev/null 2>&1
     fi
-    rm -rf "$WORK"
+    $SUDO rm -rf "$WORK"
     if [ "$status" -ne 0 ]; then
         echo "containers: FAILED (exit $status)" >&2
     fi
@@ -148,7 +150,8 @@ if [ "$BASE_SECONDS" = cached ]; then echo "ready (cached)"; else echo "ready (b
 
 # == 3. lint =============================================================================
 log "hadolint"
-"$HADOLINT" --failure-threshold warning docker/api.Dockerfile docker/ui.Dockerfile docker/batch.Dockerfile
+"$HADOLINT" --failure-threshold warning docker/api.Dockerfile docker/ui.Dockerfile docker/batch.Dockerfile \
+    docker/proxy.Dockerfile docker/redis.Dockerfile
 echo "no warnings"
 
 log "compose file"
@@ -159,7 +162,7 @@ echo "docker/compose.yaml is valid"
 
 # == 4. build ============================================================================
 # The stack's settings, read by compose.yaml (and by `compose down` in the teardown).
-export BASE_IMAGE VERSION API_PORT UI_PORT
+export BASE_IMAGE VERSION HTTPS_PORT HTTP_PORT UI_PORT
 export API_BACKEND=sklearn # the full image's reason to exist: serve with scikit-learn
 compose() {
     # podman-compose 1.6 ignores build.network: pass it, and the format, to podman build.
@@ -187,9 +190,12 @@ build api-full "localhost/penguins-api:full" api API_VARIANT=full
 build api-onnx "localhost/penguins-api:onnx" api API_VARIANT=onnx
 build ui "localhost/penguins-ui:$VERSION" ui
 build batch "localhost/penguins-batch:$VERSION" batch
+build proxy "localhost/penguins-proxy:$VERSION" proxy
+build redis "localhost/penguins-redis:$VERSION" redis
 [ "$(podman image inspect --format '{{.Config.User}}' "localhost/penguins-batch:$VERSION")" = "10001:10001" ] ||
     fail "the batch image does not run as 10001:10001"
-for image in localhost/penguins-api:full "localhost/penguins-ui:$VERSION"; do
+for image in localhost/penguins-api:full "localhost/penguins-ui:$VERSION" \
+    "localhost/penguins-proxy:$VERSION" "localhost/penguins-redis:$VERSION"; do
     [ -n "$(podman image inspect --format '{{.Config.Healthcheck}}' "$image" | grep -v '<nil>')" ] ||
         fail "$image has no HEALTHCHECK"
     [ "$(podman image inspect --format '{{.Config.User}}' "$image")" = "10001:10001" ] ||
@@ -197,8 +203,9 @@ for image in localhost/penguins-api:full "localhost/penguins-ui:$VERSION"; do
 done
 
 # == 5. the stack ========================================================================
+# The helpers trust the run's local CA (the proxy's certificate), besides the system's.
 http_status() { # http_status URL [python expression for a Request's extra headers]
-    python3 - "$@" <<'EOF'
+    SSL_CERT_FILE=$TLS_CA python3 - "$@" <<'EOF'
 import sys, urllib.error, urllib.request
 request = urllib.request.Request(sys.argv[1], headers=eval(sys.argv[2]) if len(sys.argv) > 2 else {})
 try:
@@ -218,7 +225,7 @@ wait_for() { # wait_for URL SECONDS: until it answers 200
     done
 }
 predict() { # predict BASE_URL KEY: POST one penguin, print "status body"
-    python3 - "$@" <<'EOF'
+    SSL_CERT_FILE=$TLS_CA python3 - "$@" <<'EOF'
 import json, sys, urllib.error, urllib.request
 record = {"island": "Dream", "sex": "male", "bill_length_mm": 46.5, "bill_depth_mm": 17.9,
           "flipper_length_mm": 192, "body_mass_g": 3500}
@@ -240,16 +247,26 @@ container_of() { # the container of a compose service
 }
 
 log "stack up (podman-compose, API_BACKEND=$API_BACKEND)"
-# A fresh key for this run, in files of our own (a developer's secrets/ stays untouched):
-# its hash in the API's key file, the key in the UI's; readable by the containers' user
-# (10001), as the mounted files keep their modes. The key command needs no packages.
+# A fresh key and certificate authority for this run, in files of our own (a developer's
+# secrets/ stays untouched): the key's hash in the API's key file, the key in the UI's.
+# The key files belong to the containers' user (10001) and are readable by it alone, as
+# the mounted files keep their owner and mode. The key command needs no packages.
 export API_KEYS_SECRET=$WORK/api_keys.txt UI_KEY_SECRET=$WORK/ui_api_key.txt
 python3 -m apps.api.keys new --name ui --add-to "$API_KEYS_SECRET" --save-key "$UI_KEY_SECRET" >/dev/null
-chmod 0644 "$API_KEYS_SECRET" "$UI_KEY_SECRET"
 KEY=$(cat "$UI_KEY_SECRET")
+chmod 0600 "$API_KEYS_SECRET" "$UI_KEY_SECRET"
+$SUDO chown 10001:10001 "$API_KEYS_SECRET" "$UI_KEY_SECRET"
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    [ -x .venv/bin/python ] && PYTHON=.venv/bin/python
+fi
+TLS_DIR=$WORK/tls
+$SUDO "$PYTHON" docker/make_certs.py "$TLS_DIR" --owner 10001 >/dev/null
+export TLS_CERT_FILE=$TLS_DIR/server.pem TLS_KEY_FILE=$TLS_DIR/server.key
+TLS_CA=$TLS_DIR/ca.pem
 STACK_UP=1
 compose up -d --no-build >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; fail "compose up"; }
-API=http://127.0.0.1:$API_PORT
+API=https://127.0.0.1:$HTTPS_PORT
 UI=http://127.0.0.1:$UI_PORT
 wait_for "$API/health/ready" 120
 API_CONTAINER=$(container_of api)
@@ -259,7 +276,7 @@ echo "api ready: $API_CONTAINER"
 podman healthcheck run "$API_CONTAINER" 2>/dev/null || fail "the api's health check failed"
 echo "api health check: healthy"
 
-log "prediction through the api container"
+log "prediction through the proxy (TLS) and the api container"
 read -r status _ <<<"$(predict "$API" "")"
 [ "$status" = "401" ] || fail "a request without the API key got $status, not 401"
 echo "without the key: 401"

@@ -22,7 +22,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 # Only the requirements first: this slow layer is rebuilt when they change, not when the
 # code does.
-COPY requirements-serve.txt requirements-serve-onnx.txt ./
+# The pins with their hashes (tools/hash_pins.py): pip installs nothing else, and
+# nothing whose content differs from what the index published.
+COPY hashes/requirements-serve.txt hashes/requirements-serve-onnx.txt ./
 # A CA bundle can be passed as a build secret (id pip_ca) for networks that intercept
 # TLS; it is mounted for this command only and never lands in a layer.
 RUN --mount=type=secret,id=pip_ca \
@@ -33,7 +35,7 @@ RUN --mount=type=secret,id=pip_ca \
         *) echo "API_VARIANT must be full or onnx, not '$API_VARIANT'" >&2; exit 1 ;; \
     esac \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps -r "$requirements" \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r "$requirements" \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 

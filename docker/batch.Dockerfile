@@ -15,11 +15,12 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
-COPY requirements-batch.txt ./
+# The pins with their hashes (tools/hash_pins.py), as in api.Dockerfile.
+COPY hashes/requirements-batch.txt ./
 RUN --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps -r requirements-batch.txt \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-batch.txt \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 

@@ -70,6 +70,7 @@ def test_containers_build_and_serve(tmp_path):
             ["bash", str(SCRIPT)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHON": sys.executable},  # for docker/make_certs.py
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -121,6 +122,8 @@ def test_notebook_05_skips_cleanly_when_the_engine_cannot_get_the_base_image(tmp
     (root / "docker").mkdir()
     for name in ["pyproject.toml", *(p.name for p in ROOT.glob("requirements*.txt"))]:
         shutil.copy2(ROOT / name, root / name)
+    transcripts = ROOT / "notebooks" / "transcripts"  # shown where a command was skipped
+    shutil.copytree(transcripts, root / "notebooks" / "transcripts")
     registries = tmp_path / "registries.conf"
     registries.write_text(BLOCKED_REGISTRY)
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(registries))

@@ -48,10 +48,17 @@ def test_every_operation_of_the_document_is_listed(api, docs_page):
         for method in item
         if method in ("get", "post", "put", "delete", "patch")
     ]
+    # Swagger UI lists an operation once under each of its tags.
+    listings = sum(
+        max(1, len(item[method].get("tags", [])))
+        for item in document["paths"].values()
+        for method in item
+        if method in ("get", "post", "put", "delete", "patch")
+    )
     blocks = page.locator(".opblock")
     sync_api.expect(blocks.first).to_be_visible()
     assert page.get_by_text("Unable to render this definition").count() == 0
-    sync_api.expect(blocks).to_have_count(len(operations))
+    sync_api.expect(blocks).to_have_count(listings)
     shown = {
         (
             block.locator(".opblock-summary-method").inner_text().strip(),

@@ -256,6 +256,7 @@ def test_running_the_notebooks_regenerates_apps(tmp_path, monkeypatch):
     pinned = [ROOT / "pyproject.toml", ROOT / "environment.yml", *ROOT.glob("requirements*.txt")]
     for requirements in pinned:
         shutil.copy2(requirements, root / requirements.name)  # notebooks 01 and 05 read them
+    shutil.copytree(ROOT / "hashes", root / "hashes")  # what the Dockerfiles install
     (root / "apps").mkdir()
     (root / "docker").mkdir()
 

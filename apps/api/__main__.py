@@ -38,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             start(app)  # what extensions run beside the requests (notebook 08's watcher)
             threads = int(os.environ.get("API_THREADS", "4"))
-            serve(app, host=args.host, port=args.port, threads=threads)
+            # Forwarding headers reach the app, which believes them only from a trusted
+            # proxy (apps/api/extensions/forwarded.py, notebook 09), as under gunicorn.
+            serve(
+                app,
+                host=args.host,
+                port=args.port,
+                threads=threads,
+                clear_untrusted_proxy_headers=False,
+            )
         finally:
             shutdown(app)  # finish what extensions queued (the prediction log)
         return 0
