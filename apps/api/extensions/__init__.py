@@ -8,6 +8,7 @@ writes a new module here instead of editing the factory, so the API built in not
 
 import importlib
 import logging
+import os
 import pkgutil
 from types import ModuleType
 
@@ -16,6 +17,16 @@ def discover() -> list[ModuleType]:
     """Import every extension module, in name order; an import error is not hidden."""
     names = sorted(module.name for module in pkgutil.iter_modules(__path__))
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def settings(app, table: dict) -> dict:
+    """An extension's settings, named in ``table`` as ``{NAME: (default, parse)}``: the
+    app's config (tests set it) over the environment (parsed) over the default."""
+    values = {}
+    for name, (default, parse) in table.items():
+        raw = os.environ.get(name)
+        values[name] = app.config.get(name, parse(raw) if raw else default)
+    return values
 
 
 def add_hook(app, kind: str, function) -> None:

@@ -7,7 +7,6 @@ drift report's figures on ``/metrics``. ``PREDICTION_LOG=off`` leaves the API as
 """
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from apps.api.errors import ApiError
-from apps.api.extensions import add_hook
+from apps.api.extensions import add_hook, settings
 from apps.monitoring.db import connect, create_tables
 from apps.monitoring.prediction_log import Counters, PredictionLog, Served, model_ref
 
@@ -47,15 +46,6 @@ class PrometheusCounters(Counters):
 
     def dropped(self, rows: int, reason: str) -> None:
         DROPPED.labels(reason).inc(rows)
-
-
-def settings(app: Flask) -> dict:
-    """The extension's settings: app config (tests) over environment over defaults."""
-    values = {}
-    for name, (default, parse) in SETTINGS.items():
-        raw = os.environ.get(name)
-        values[name] = app.config.get(name, parse(raw) if raw else default)
-    return values
 
 
 def simulated_time() -> datetime | None:
@@ -103,7 +93,7 @@ def make_listener(log: PredictionLog, service):
 
 def init_app(app: Flask) -> None:
     """Start logging predictions, unless ``PREDICTION_LOG`` is off."""
-    config = settings(app)
+    config = settings(app, SETTINGS)
     app.config.update(config)
     if not config["PREDICTION_LOG"]:
         return

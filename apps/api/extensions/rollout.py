@@ -30,7 +30,7 @@ from pathlib import Path
 from flask import Flask, Response, g, has_request_context
 from prometheus_client import Counter, Gauge
 
-from apps.api.extensions import add_hook
+from apps.api.extensions import add_hook, settings
 from apps.registry import RegistryError
 from apps.registry.publishing import locked, replace_file
 
@@ -50,15 +50,6 @@ SWITCHED_AT = Gauge("rollout_switched_at_seconds", "When each worker began servi
                     "time)", ["model"], multiprocess_mode="liveall")  # fmt: skip
 SWITCHES = Counter("rollout_switches_total", "Switches to a new production version, by outcome",
                    ["model", "version", "outcome"])  # fmt: skip
-
-
-def settings(app: Flask) -> dict:
-    """The extension's settings: app config (tests) over environment over defaults."""
-    values = {}
-    for name, (default, parse) in SETTINGS.items():
-        raw = os.environ.get(name)
-        values[name] = app.config.get(name, parse(raw) if raw else default)
-    return values
 
 
 class ServerState:
@@ -199,7 +190,7 @@ class Watcher:
 def init_app(app: Flask) -> None:
     """Watch the aliases in every serving process, name the version in every prediction's
     answer, and add the model repository routes."""
-    config = settings(app)
+    config = settings(app, SETTINGS)
     app.config.update(config)
     service = app.extensions["model_service"]
     state = ServerState(state_folder(config["ROLLOUT_STATE_DIR"]))
