@@ -152,13 +152,13 @@ def test_each_mistake_in_the_space_card_is_caught(tmp_path, old, new, expected):
 
 def test_the_assembled_space_holds_everything_its_dockerfile_copies(tmp_path):
     names = cloud.write_space(tmp_path / "space")
-    assert {"README.md", "Dockerfile", "requirements-ui.txt", "apps/ui/app.py"} <= set(names)
+    assert {"README.md", "Dockerfile", "hashes/requirements-ui.txt", "apps/ui/app.py"} <= set(names)
     assert not [name for name in names if "__pycache__" in name or name.startswith("models/")]
     assert (tmp_path / "space" / "Dockerfile").read_bytes() == cloud.UI_DOCKERFILE.read_bytes()
     assert cloud.check_space_folder(tmp_path / "space") == []
-    (tmp_path / "space" / "requirements-ui.txt").unlink()
+    (tmp_path / "space" / "hashes" / "requirements-ui.txt").unlink()
     assert cloud.check_space_folder(tmp_path / "space") == [
-        "the Dockerfile copies requirements-ui.txt, which the Space lacks"
+        "the Dockerfile copies hashes/requirements-ui.txt, which the Space lacks"
     ]
     with pytest.raises(FileExistsError, match="is not empty"):
         cloud.write_space(tmp_path / "space")
