@@ -422,7 +422,7 @@ def test_every_container_is_hardened(stack, service):
 def test_key_files_are_readable_by_their_owner_only(stack):
     (api, *_) = stack.containers("api")
     (proxy,) = stack.containers("proxy")
-    for container, path in ((api, "/run/secrets/api_key"), (proxy, "/run/secrets/tls_key")):
+    for container, path in ((api, "/run/secrets/api_keys"), (proxy, "/run/secrets/tls_key")):
         mode = stack.podman("exec", container, "stat", "-L", "-c", "%a %u", path).stdout
         assert mode.split() == ["600", str(CONTAINER_USER)], (container, path, mode)
 
