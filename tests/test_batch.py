@@ -551,3 +551,17 @@ def test_a_model_that_does_not_verify_fails_with_1_before_anything_is_written(tm
     assert result.returncode == 1, result.stderr
     assert "model.onnx has sha256" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_write_cut_short_during_the_run_leaves_no_temporary_file(tmp_path):
+    """A Dask worker killed in the middle of writing a part leaves its temporary file; its
+    chunk is done again elsewhere, so the finished folder must not keep the leftover."""
+    from apps.batch.commit import TEMPORARY
+    from apps.batch.output import SCORED, Output
+
+    output = Output.open(tmp_path / "out", {"job": "test"})
+    leftover = tmp_path / "out" / SCORED / f".part-00000-000001.parquet.dead{TEMPORARY}"
+    leftover.write_bytes(b"half a part")  # after open: the start-of-run clean-up is over
+    output.finish({"status": "complete"})
+    assert not leftover.exists()
+    assert sorted(p.name for p in (tmp_path / "out" / SCORED).iterdir()) == []

@@ -117,9 +117,13 @@ class Output:
         """Merge the chunks' rejects into ``rejects.csv``, write ``run.json``, and say so.
 
         Each step can be repeated: until the ledger says ``finished``, a rerun does all
-        of them again from the committed chunks, with the same result.
+        of them again from the committed chunks, with the same result. A worker killed in
+        the middle of a write (its chunk was done again elsewhere) left a temporary file:
+        every chunk is committed now, so those go.
         """
         if not self.finished:
+            for name in (SCORED, REJECT_PARTS):
+                remove_temporary_files(self.folder / name)
             parts = [
                 self.folder / entry["rejects"]
                 for _, entry in sorted(self.done.items())

@@ -30,23 +30,6 @@ def trigger_command(args, registry: ModelRegistry) -> int:
     return NO if decision.retrain else 0
 
 
-def gate_table(figures: dict) -> str:
-    """The gate's figures as lines: the primary metric of both models on each part."""
-    metric = figures["primary_metric"]
-    champion, candidate = figures["champion"]["scores"], figures["candidate"]["scores"]
-    lines = [f"{'held-out rows':<15}{'rows':>6}  champion v{figures['champion']['version']}"
-             f"  candidate   ({metric}, {figures['better']} is better)"]  # fmt: skip
-    for part, rows in figures["held_out_rows"].items():
-        if part in champion:
-            lines.append(f"{part:<15}{rows:>6}  {champion[part][metric]:>11.4f}"
-                         f"  {candidate[part][metric]:>9.4f}")  # fmt: skip
-    parity = figures["onnx_parity"]
-    same = "the same" if parity["equal"] else f"different ({parity['max_difference']:g})"
-    lines.append(f"ONNX and scikit-learn: {same} within {parity['tolerance']:g}; "
-                 f"schema: {figures['schema']}")  # fmt: skip
-    return "\n".join(lines)
-
-
 def retrain_command(args, registry: ModelRegistry) -> int:
     """Retrain (if needed), print the gate's table; exit 1 when the gate refuses."""
     engine = db.connect(args.db)
@@ -58,7 +41,7 @@ def retrain_command(args, registry: ModelRegistry) -> int:
             return 0
         reason = reason or "; ".join(decision.reasons)
     outcome = retrain.retrain(registry, engine, args.model, reason or "asked for", args.margin)
-    print(gate_table(outcome.verdict.figures))
+    print(gate.gate_table(outcome.verdict.figures))
     if outcome.manifest is None:
         print("refused: " + "; ".join(outcome.verdict.reasons))
         return NO

@@ -162,3 +162,20 @@ def judge(spec, champion: LoadedModel, pipeline, parts: dict[str, tuple], margin
         "schema": problems or "compatible",
     }
     return Verdict(not reasons, reasons, figures)
+
+
+def gate_table(figures: dict) -> str:
+    """The gate's figures as lines: the primary metric of both models on each part."""
+    metric = figures["primary_metric"]
+    champion, candidate = figures["champion"]["scores"], figures["candidate"]["scores"]
+    lines = [f"{'held-out rows':<15}{'rows':>6}  champion v{figures['champion']['version']}"
+             f"  candidate   ({metric}, {figures['better']} is better)"]  # fmt: skip
+    for part, rows in figures["held_out_rows"].items():
+        if part in champion:
+            lines.append(f"{part:<15}{rows:>6}  {champion[part][metric]:>11.4f}"
+                         f"  {candidate[part][metric]:>9.4f}")  # fmt: skip
+    parity = figures["onnx_parity"]
+    same = "the same" if parity["equal"] else f"different ({parity['max_difference']:g})"
+    lines.append(f"ONNX and scikit-learn: {same} within {parity['tolerance']:g}; "
+                 f"schema: {figures['schema']}")  # fmt: skip
+    return "\n".join(lines)
