@@ -41,3 +41,14 @@ def chromium() -> Iterator[sync_api.Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def open_page(browser: sync_api.Browser, url: str) -> tuple[sync_api.Page, list[str]]:
+    """A new page at ``url`` (1280x1000, the usual waits) and the list that collects the
+    JavaScript errors it raises, for the test to assert empty at the end."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    return page, errors

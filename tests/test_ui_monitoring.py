@@ -67,15 +67,11 @@ def test_the_page_says_how_to_make_the_first_report(monkeypatch, tmp_path):
 
 def test_the_page_in_a_real_browser(story, story_api, tmp_path):
     browser_tests = pytest.importorskip("tests.test_ui_browser")
-    from .browser import WAIT_MS, chromium
+    from .browser import chromium, open_page
 
     ui = running_ui(story_api, tmp_path / "streamlit.log")
     with ui as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(WAIT_MS)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url)
+        page, errors = open_page(browser, url)
         browser_tests.settle(page)
         browser_tests.go_to(page, "Monitoring")
         browser_tests.choose(page, "Model", monitoring_data.MODEL)

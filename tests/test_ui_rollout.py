@@ -86,7 +86,7 @@ def test_the_pages_show_the_production_version(registry, monkeypatch, mode):
 
 def test_the_rollout_page_in_a_real_browser(registry, tmp_path):
     browser_tests = pytest.importorskip("tests.test_ui_browser")
-    from .browser import WAIT_MS, chromium
+    from .browser import chromium, open_page
 
     log = tmp_path / "streamlit.log"
     with (
@@ -94,11 +94,7 @@ def test_the_rollout_page_in_a_real_browser(registry, tmp_path):
         running_ui(api, log) as url,
         chromium() as browser,
     ):
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(WAIT_MS)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url)
+        page, errors = open_page(browser, url)
         browser_tests.settle(page)
         browser_tests.go_to(page, "Rollout")
         browser_tests.choose(page, "Model", CLASSIFIER)
