@@ -55,9 +55,13 @@ class Output:
         if not output.finished:
             for name in (SCORED, REJECT_PARTS):
                 (output.folder / name).mkdir(exist_ok=True)
-                remove_temporary_files(output.folder / name)
-            remove_temporary_files(output.folder)
+            output._remove_temporary_files()
         return output
+
+    def _remove_temporary_files(self) -> None:
+        """Drop what writes cut short left behind (a crash, a killed worker): never committed."""
+        for folder in (self.folder / SCORED, self.folder / REJECT_PARTS, self.folder):
+            remove_temporary_files(folder)
 
     def _resume(self, ledger: Path) -> None:
         lines = ledger.read_text(encoding="utf-8").splitlines()
@@ -122,8 +126,7 @@ class Output:
         every chunk is committed now, so those go.
         """
         if not self.finished:
-            for name in (SCORED, REJECT_PARTS):
-                remove_temporary_files(self.folder / name)
+            self._remove_temporary_files()
             parts = [
                 self.folder / entry["rejects"]
                 for _, entry in sorted(self.done.items())
